@@ -1,0 +1,227 @@
+"""The control plane, implemented once: the Python API, the HTTP API and scenario steps call these.
+
+Every public operation is decorated with :func:`operation`, which validates
+its arguments with pydantic (a wrong call gets a sentence naming the argument,
+not a stack trace) and registers it in :data:`OPERATIONS`, from which the HTTP
+API (``http_api.py``) builds its routes. A session is named by its session id
+(``s3``), its connection sid (``c7``) or its user (``alice``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Literal, TypeVar
+
+from pydantic import ConfigDict, Field, validate_call
+
+from squall.protocol.errors import CLOSE_ABNORMAL
+
+from .core import Session, SessionState, SimulatorCore
+from .rpc import RpcRule
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+@dataclass(frozen=True)
+class OperationSpec:
+    name: str
+    method: Literal["GET", "POST"]
+    doc: str
+
+
+OPERATIONS: dict[str, OperationSpec] = {}
+
+
+def operation(method: Literal["GET", "POST"] = "POST") -> Callable[[F], F]:
+    """Register a control operation and validate its arguments on every call."""
+
+    def wrap(fn: F) -> F:
+        OPERATIONS[fn.__name__] = OperationSpec(fn.__name__, method, (fn.__doc__ or "").strip())
+        validated = validate_call(config=ConfigDict(arbitrary_types_allowed=True))(fn)
+        return validated  # type: ignore[return-value]
+
+    return wrap
+
+
+class ControlError(Exception):
+    """A control call that cannot be carried out; ``status`` is its HTTP status."""
+
+    def __init__(self, message: str, status: int = 400) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class Control:
+    """Scripting and inspection of one :class:`SimulatorCore`."""
+
+    def __init__(self, core: SimulatorCore) -> None:
+        self.core = core
+
+    def _session(self, ref: str) -> Session:
+        core = self.core
+        session = core.sessions.get(ref)
+        if session is None and ref in core.connections:
+            session = core.connections[ref].session
+        if session is None:
+            matches = [s for s in core.sessions.values() if s.user == ref]
+            # Prefer the open session, then the most recent one.
+            matches.sort(key=lambda s: (s.state is SessionState.OPEN, int(s.id[1:])))
+            session = matches[-1] if matches else None
+        if session is None:
+            known = ", ".join(f"{s.id}({s.user})" for s in core.sessions.values()) or "none"
+            raise ControlError(f"no session matches {ref!r} (sessions: {known})", status=404)
+        return session
+
+    def _record(self, op: str, **params: Any) -> None:
+        self.core.transcript.record("control", op=op, params=params)
+
+    # --- operations ----------------------------------------------------------------------------
+
+    @operation()
+    def publish(self, topic: str = Field(min_length=1), payload: Any = None) -> dict[str, int]:
+        """Publish ``payload`` on ``topic`` to every subscribed session (buffered if detached)."""
+        self._record("publish", topic=topic)
+        return self.core.publish(topic, payload)
+
+    @operation()
+    def request_reconnect(
+        self,
+        session: str | None = None,
+        deadline: float | None = Field(None, ge=0),
+        answer_within: float | None = Field(None, ge=0),
+        reason: str = "drain",
+    ) -> list[str]:
+        """Ask one session (or, with no session, every open one) to reconnect: a drain."""
+        self._record("request_reconnect", session=session, deadline=deadline)
+        targets = (
+            [self._session(session)]
+            if session is not None
+            else [s for s in self.core.sessions.values() if s.connection is not None]
+        )
+        for target in targets:
+            try:
+                self.core.request_reconnect(
+                    target, deadline=deadline, answer_within=answer_within, reason=reason
+                )
+            except LookupError as exc:
+                raise ControlError(str(exc), status=409) from None
+        return [t.id for t in targets]
+
+    @operation()
+    def drop(self, session: str, code: int | None = Field(None, ge=1000, le=4999), reason: str = "") -> str:
+        """Close a session's connection with ``code``, or with no code cut the TCP connection."""
+        target = self._session(session)
+        conn = target.connection
+        if conn is None:
+            raise ControlError(f"session {target.id} ({target.user}) is not connected", status=409)
+        self._record("drop", session=target.id, code=code, reason=reason)
+        if code is None or code == CLOSE_ABNORMAL:
+            conn.link.abort()
+        else:
+            self.core._close(conn, code, reason or "dropped by the simulator")
+        return conn.sid
+
+    @operation()
+    def fail_next_auth(
+        self,
+        reason: Literal[
+            "invalid_token", "expired_token", "missing_credentials", "forbidden", "invalid_jwt"
+        ] = "invalid_token",
+        count: int = Field(1, ge=1),
+        user: str | None = None,
+        message: str = "",
+    ) -> None:
+        """Fail the next ``count`` authentications (of ``user`` only, if given) with ``reason``."""
+        self._record("fail_next_auth", reason=reason, count=count, user=user)
+        self.core.auth.fail_next(reason, count, user, message)
+
+    @operation()
+    def revoke_token(self, token: str) -> None:
+        """Make ``token`` fail with ``expired_token`` from the next authentication on."""
+        self._record("revoke_token")
+        self.core.auth.revoke(token)
+
+    @operation()
+    def on_rpc(
+        self,
+        method: str = Field(min_length=1),
+        reply: Any = None,
+        error: dict[str, Any] | str | None = None,
+        delay: float = Field(0.0, ge=0),
+        no_reply: bool = False,
+        times: int | None = Field(None, ge=1),
+        handler: Callable[[Any], Any] | None = None,
+    ) -> None:
+        """Script the answer to ``method``: a reply, an error, no reply, after ``delay`` seconds."""
+        if isinstance(error, str):
+            error = {"code": error, "message": error}
+        if error is not None and "code" not in error:
+            raise ControlError("error must have a 'code' (and may have 'message', 'data')")
+        self._record("on_rpc", method=method, error=error, delay=delay, no_reply=no_reply, times=times)
+        self.core.rpc.add(RpcRule(method, reply, error, delay, no_reply, times, handler))
+
+    @operation()
+    def clear_rpc(self, method: str | None = None) -> None:
+        """Forget scripted RPC answers (of one method, or all)."""
+        self._record("clear_rpc", method=method)
+        self.core.rpc.clear(method)
+
+    @operation()
+    def silence(self, session: str, silent: bool = True) -> None:
+        """Stop (or resume) sending anything to a session, pongs included: a half-dead server."""
+        target = self._session(session)
+        if target.connection is None:
+            raise ControlError(f"session {target.id} ({target.user}) is not connected", status=409)
+        self._record("silence", session=target.id, silent=silent)
+        target.connection.silenced = silent
+
+    @operation()
+    def expire(self, session: str) -> None:
+        """Forget a session now, so a recovery with its token fails (reason ``expired``)."""
+        target = self._session(session)
+        self._record("expire", session=target.id)
+        self.core.expire(target)
+
+    @operation()
+    def send(self, session: str, text: str) -> None:
+        """Send a raw text frame to a session, well-formed or not: for testing clients' parsers."""
+        target = self._session(session)
+        if target.connection is None:
+            raise ControlError(f"session {target.id} ({target.user}) is not connected", status=409)
+        self._record("send", session=target.id)
+        self.core._send_text(target.connection, text, "raw")
+
+    @operation()
+    def configure(
+        self,
+        recovery_buffer_size: int | None = Field(None, ge=0),
+        recovery_window: float | None = Field(None, ge=0),
+        heartbeat: float | None = Field(None, gt=0),
+        drain_deadline: float | None = Field(None, ge=0),
+        drain_answer_within: float | None = Field(None, ge=0),
+        rate_limit: float | None = Field(None, gt=0),
+        rate_burst: int | None = Field(None, ge=1),
+        server_ping_interval: float | None = Field(None, gt=0),
+    ) -> dict[str, Any]:
+        """Change server policy for what happens next; returns the whole policy."""
+        changes = {k: v for k, v in locals().items() if k != "self" and v is not None}
+        self._record("configure", **changes)
+        for key, value in changes.items():
+            setattr(self.core.config, key, value)
+        return dict(vars(self.core.config))
+
+    @operation("GET")
+    def sessions(self) -> list[dict[str, Any]]:
+        """Every session the server knows: open or detached (awaiting recovery)."""
+        return [s.view() for s in self.core.sessions.values()]
+
+    @operation("GET")
+    def rooms(self) -> dict[str, Any]:
+        """Every signalling room with its members, their tracks, and recent leavers."""
+        return {name: room.view() for name, room in self.core.rooms.items()}
+
+    @operation("GET")
+    def transcript(self, since: int = Field(0, ge=0)) -> list[dict[str, Any]]:
+        """Transcript records from index ``since`` on."""
+        return self.core.transcript.since(since)

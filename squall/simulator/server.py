@@ -1,0 +1,188 @@
+"""The asyncio face of the simulator: websockets listeners and the HTTP control API around one core.
+
+::
+
+    async with Simulator() as sim:          # listens on 127.0.0.1, a port chosen by the OS
+        url = sim.url                       # ws://127.0.0.1:PORT/
+        sim.publish("news", {"n": 1})       # the control plane, as Python
+
+One core can listen on several ports (``await sim.listen()`` again), so
+failover tests have several endpoints that share sessions and topics.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+from websockets.asyncio.server import Server, ServerConnection, broadcast, serve
+from websockets.exceptions import ConnectionClosed
+from websockets.http11 import Request, Response
+from websockets.protocol import State
+
+from squall.clock import Clock, LoopClock
+
+from .auth import AuthPolicy
+from .control import Control, ControlError, operation
+from .core import Config, SimulatorCore
+from .transcript import Transcript
+
+
+class WebSocketLink:
+    """A :class:`~squall.simulator.core.Link` over a websockets server connection."""
+
+    __slots__ = ("_tasks", "id", "ws")
+
+    def __init__(self, ws: ServerConnection, link_id: str, tasks: set[asyncio.Task[Any]]) -> None:
+        self.ws = ws
+        self.id = link_id
+        self._tasks = tasks
+
+    def send_text(self, text: str) -> bool:
+        if self.ws.protocol.state is not State.OPEN:
+            return False
+        # broadcast() writes synchronously, which keeps the core free of awaits and frames in order.
+        broadcast([self.ws], text, raise_exceptions=True)
+        return True
+
+    def close(self, code: int, reason: str) -> None:
+        task = asyncio.ensure_future(self.ws.close(code, reason[:123]))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def abort(self) -> None:
+        transport = self.ws.transport
+        if transport is not None:
+            transport.abort()
+
+
+def credentials_from(request: Request) -> dict[str, str | None]:
+    """Token, guest JWT and recovery token from the URL query or the Authorization header (§2)."""
+    query = parse_qs(urlsplit(request.path).query)
+
+    def first(key: str) -> str | None:
+        values = query.get(key)
+        return values[0] if values else None
+
+    token = first("token")
+    header = request.headers.get("Authorization")
+    if token is None and header and header.lower().startswith("bearer "):
+        token = header[7:].strip() or None
+    return {"token": token, "jwt": first("jwt"), "recovery_token": first("recovery_token")}
+
+
+class Simulator(Control):
+    """A fake backend speaking the reference protocol, scripted through the control plane."""
+
+    def __init__(
+        self,
+        *,
+        clock: Clock | None = None,
+        config: Config | None = None,
+        auth: AuthPolicy | None = None,
+        host: str = "127.0.0.1",
+    ) -> None:
+        self.clock = clock or LoopClock()
+        super().__init__(
+            SimulatorCore(self.clock, config=config, auth=auth,
+                          transcript=Transcript(self._now, source="server"))
+        )
+        self.host = host
+        self.servers: list[Server] = []
+        self.urls: list[str] = []
+        self.control_url: str | None = None
+        self._http: Any = None
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._refusals: list[int] = []
+
+    def _now(self) -> float:
+        return self.clock.now()
+
+    @property
+    def url(self) -> str:
+        if not self.urls:
+            raise ControlError("the simulator is not listening: call await sim.start() first", 409)
+        return self.urls[0]
+
+    async def start(self, *, ports: int = 1, control_port: int | None = None,
+                    control_host: str = "127.0.0.1", control_token: str | None = None) -> Simulator:
+        for _ in range(ports):
+            await self.listen()
+        if control_port is not None:
+            from .http_api import start_http_api
+
+            self._http, self.control_url = await start_http_api(
+                self, host=control_host, port=control_port, token=control_token
+            )
+        return self
+
+    async def listen(self, port: int = 0) -> str:
+        """Open one more WebSocket endpoint on the same core; returns its URL."""
+        server = await serve(
+            self._handler, self.host, port,
+            process_request=self._process_request,
+            max_size=self.core.config.max_message_size,
+            ping_interval=None,  # keepalive is the protocol's own ping/pong (§3)
+            compression=None,  # frames stay readable to frame-aware faults
+        )
+        self.servers.append(server)
+        sock_port = server.sockets[0].getsockname()[1]
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        url = f"ws://{host}:{sock_port}/"
+        self.urls.append(url)
+        return url
+
+    async def stop(self) -> None:
+        for server in self.servers:
+            server.close(close_connections=True, code=1001, reason="simulator stopping")
+        for server in self.servers:
+            await server.wait_closed()
+        self.servers.clear()
+        if self._http is not None:
+            await self._http.cleanup()
+            self._http = None
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    async def __aenter__(self) -> Simulator:
+        if not self.servers:
+            await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    @operation()
+    def refuse_connections(self, count: int = 1, status: int = 503) -> None:
+        """Answer the next ``count`` WebSocket handshakes with HTTP ``status`` instead of upgrading."""
+        self._record("refuse_connections", count=count, status=status)
+        self._refusals.extend([status] * count)
+
+    def _process_request(self, connection: ServerConnection, request: Request) -> Response | None:
+        if self._refusals:
+            status = self._refusals.pop(0)
+            self.core.transcript.record("refused", path=request.path, status=status)
+            return connection.respond(status, f"refused by the simulator ({status})\n")
+        return None
+
+    async def _handler(self, ws: ServerConnection) -> None:
+        core = self.core
+        link = WebSocketLink(ws, core.new_connection_id(), self._tasks)
+        creds = credentials_from(ws.request) if ws.request else {}
+        conn = core.connect(link, path=ws.request.path if ws.request else "/", **creds)
+        try:
+            async for data in ws:
+                try:
+                    core.receive(conn, data)
+                except Exception as exc:  # a bug must cost one session, never the server
+                    core.transcript.record("internal_error", conn=conn.sid, error=repr(exc))
+                    link.close(1011, f"internal error: {type(exc).__name__}")
+                    raise
+        except ConnectionClosed:
+            pass
+        finally:
+            rcvd = ws.protocol.close_rcvd
+            sent = ws.protocol.close_sent
+            frame = rcvd or sent
+            core.disconnected(conn, frame.code if frame else 1006, frame.reason if frame else "")

@@ -1,0 +1,68 @@
+"""One history per run: every frame, state change, control call and fault, timestamped.
+
+Records are plain dicts (cheap to append on the hot path) with a monotonic
+``t`` (protocol seconds from the shared clock) and an increasing ``n``.
+Credentials never reach the transcript: :func:`redact` masks them first.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
+
+SECRET_KEYS = frozenset({"token", "jwt", "recovery_token", "authorization", "access_token"})
+REDACTED = "***"
+
+Listener = Callable[[dict[str, Any]], None]
+
+
+def redact(value: Any) -> Any:
+    """A copy of ``value`` with every secret-looking key masked, at any depth."""
+    if isinstance(value, dict):
+        return {
+            k: (REDACTED if k.lower() in SECRET_KEYS and v is not None else redact(v))
+            for k, v in value.items()
+        }
+    if isinstance(value, list):
+        return [redact(v) for v in value]
+    return value
+
+
+class Transcript:
+    """Append-only list of records, with listeners so waiters can react without polling."""
+
+    def __init__(self, now: Callable[[], float], *, source: str = "server") -> None:
+        self._now = now
+        self.source = source
+        self.records: list[dict[str, Any]] = []
+        self._listeners: list[Listener] = []
+
+    def record(self, kind: str, **fields: Any) -> dict[str, Any]:
+        rec = {"n": len(self.records), "t": self._now(), "src": self.source, "kind": kind, **fields}
+        self.records.append(rec)
+        for listener in tuple(self._listeners):
+            listener(rec)
+        return rec
+
+    def listen(self, listener: Listener) -> Callable[[], None]:
+        """Call ``listener`` on every new record; returns the function that stops it."""
+        self._listeners.append(listener)
+        return lambda: self._listeners.remove(listener) if listener in self._listeners else None
+
+    def since(self, n: int = 0) -> list[dict[str, Any]]:
+        return self.records[n:]
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        return iter(self.records)
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def to_jsonl(self, records: Iterable[dict[str, Any]] | None = None) -> str:
+        rows = self.records if records is None else records
+        return "".join(json.dumps(r, default=str, separators=(",", ":")) + "\n" for r in rows)
+
+    def dump(self, path: str) -> None:
+        with open(path, "w", encoding="utf-8") as fh:
+            fh.write(self.to_jsonl())
