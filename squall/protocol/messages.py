@@ -305,26 +305,86 @@ class TrackRequested(Message):
 Peer.model_rebuild()
 
 ClientMessage = Annotated[
-    Auth | Ping | Pong | Subscribe | Unsubscribe | Call | ReconnectResponse | Join | Leave
-    | SendSignal | TrackDefine | TrackRemove | TrackRequest,
+    Auth
+    | Ping
+    | Pong
+    | Subscribe
+    | Unsubscribe
+    | Call
+    | ReconnectResponse
+    | Join
+    | Leave
+    | SendSignal
+    | TrackDefine
+    | TrackRemove
+    | TrackRequest,
     Field(discriminator="type"),
 ]
 
 ServerMessage = Annotated[
-    Authenticated | AuthFailed | Recovery | Ping | Pong | Subscribed | Unsubscribed
-    | Notification | Result | Error | ReconnectRequest | Joined | Left | PeerJoined | PeerLeft
-    | PeerSidReassigned | Signal | TrackDefined | TrackRemoved | TrackRequested,
+    Authenticated
+    | AuthFailed
+    | Recovery
+    | Ping
+    | Pong
+    | Subscribed
+    | Unsubscribed
+    | Notification
+    | Result
+    | Error
+    | ReconnectRequest
+    | Joined
+    | Left
+    | PeerJoined
+    | PeerLeft
+    | PeerSidReassigned
+    | Signal
+    | TrackDefined
+    | TrackRemoved
+    | TrackRequested,
     Field(discriminator="type"),
 ]
 
 CLIENT_TYPES = frozenset(
     m.model_fields["type"].default
-    for m in (Auth, Ping, Pong, Subscribe, Unsubscribe, Call, ReconnectResponse, Join, Leave,
-              SendSignal, TrackDefine, TrackRemove, TrackRequest)
+    for m in (
+        Auth,
+        Ping,
+        Pong,
+        Subscribe,
+        Unsubscribe,
+        Call,
+        ReconnectResponse,
+        Join,
+        Leave,
+        SendSignal,
+        TrackDefine,
+        TrackRemove,
+        TrackRequest,
+    )
 )
 SERVER_TYPES = frozenset(
     m.model_fields["type"].default
-    for m in (Authenticated, AuthFailed, Recovery, Ping, Pong, Subscribed, Unsubscribed,
-              Notification, Result, Error, ReconnectRequest, Joined, Left, PeerJoined, PeerLeft,
-              PeerSidReassigned, Signal, TrackDefined, TrackRemoved, TrackRequested)
+    for m in (
+        Authenticated,
+        AuthFailed,
+        Recovery,
+        Ping,
+        Pong,
+        Subscribed,
+        Unsubscribed,
+        Notification,
+        Result,
+        Error,
+        ReconnectRequest,
+        Joined,
+        Left,
+        PeerJoined,
+        PeerLeft,
+        PeerSidReassigned,
+        Signal,
+        TrackDefined,
+        TrackRemoved,
+        TrackRequested,
+    )
 )

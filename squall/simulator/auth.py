@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 import jwt as pyjwt
 
-DEFAULT_JWT_SECRET = "squall-dev-secret"
+DEFAULT_JWT_SECRET = "squall-simulator-development-secret-not-for-production"
 
 
 @dataclass(frozen=True)
@@ -51,7 +51,11 @@ class AuthPolicy:
     scripted: list[ScriptedFailure] = field(default_factory=list)
 
     def fail_next(
-        self, reason: str = "invalid_token", count: int = 1, user: str | None = None, message: str = ""
+        self,
+        reason: str = "invalid_token",
+        count: int = 1,
+        user: str | None = None,
+        message: str = "",
     ) -> None:
         self.scripted.append(ScriptedFailure(reason, count, user, message))
 

@@ -109,7 +109,9 @@ class Control:
         return [t.id for t in targets]
 
     @operation()
-    def drop(self, session: str, code: int | None = Field(None, ge=1000, le=4999), reason: str = "") -> str:
+    def drop(
+        self, session: str, code: int | None = Field(None, ge=1000, le=4999), reason: str = ""
+    ) -> str:
         """Close a session's connection with ``code``, or with no code cut the TCP connection."""
         target = self._session(session)
         conn = target.connection
@@ -158,7 +160,9 @@ class Control:
             error = {"code": error, "message": error}
         if error is not None and "code" not in error:
             raise ControlError("error must have a 'code' (and may have 'message', 'data')")
-        self._record("on_rpc", method=method, error=error, delay=delay, no_reply=no_reply, times=times)
+        self._record(
+            "on_rpc", method=method, error=error, delay=delay, no_reply=no_reply, times=times
+        )
         self.core.rpc.add(RpcRule(method, reply, error, delay, no_reply, times, handler))
 
     @operation()

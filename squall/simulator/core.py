@@ -37,7 +37,7 @@ import secrets
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import StrEnum
 from typing import Any, Protocol
 
 from squall.clock import Clock, Timer
@@ -54,7 +54,7 @@ from squall.protocol.errors import (
 from .auth import AuthPolicy, AuthRejected, Principal
 from .rooms import Ghost, Member, Room
 from .rpc import RpcTable
-from .transcript import Transcript, redact
+from .transcript import Transcript, redact, redact_url
 
 
 class Link(Protocol):
@@ -85,13 +85,13 @@ class Config:
     server_ping_interval: float | None = None
 
 
-class SessionState(str, Enum):
+class SessionState(StrEnum):
     OPEN = "open"
     DETACHED = "detached"
     EXPIRED = "expired"
 
 
-class DrainState(str, Enum):
+class DrainState(StrEnum):
     ASKED = "asked"
     PENDING = "pending"
     DONE = "done"
@@ -160,7 +160,7 @@ class Session:
 
 
 class SimulatorCore:
-    """All server-side protocol state. Driven by transports; read and scripted by :class:`Control`."""
+    """All server-side protocol state: driven by transports, scripted by :class:`Control`."""
 
     def __init__(
         self,
@@ -218,7 +218,10 @@ class SimulatorCore:
         conn = Connection(link=link, opened_at=now, tokens=self.config.rate_burst, tokens_at=now)
         self.connections[link.id] = conn
         self.transcript.record(
-            "open", conn=link.id, path=path, credentials=bool(token or jwt),
+            "open",
+            conn=link.id,
+            path=redact_url(path),
+            credentials=bool(token or jwt),
             recovery=recovery_token is not None,
         )
         if token or jwt:
@@ -252,11 +255,15 @@ class SimulatorCore:
             if conn.session is None:
                 self._close(conn, CLOSE_POLICY, f"not authenticated: {exc}")
             else:
-                self._send(conn, m.Error(id=getattr(exc, "ref", None), code=exc.code, message=str(exc)))
+                self._send(
+                    conn, m.Error(id=getattr(exc, "ref", None), code=exc.code, message=str(exc))
+                )
             return
         self._record_in(conn, msg, data)
         if conn.session is None and msg.type != "auth":
-            self._close(conn, CLOSE_POLICY, f"not authenticated: expected 'auth' first, got {msg.type!r}")
+            self._close(
+                conn, CLOSE_POLICY, f"not authenticated: expected 'auth' first, got {msg.type!r}"
+            )
             return
         self._handlers[msg.type](conn, msg)
 
@@ -281,16 +288,26 @@ class SimulatorCore:
     def _send(self, conn: Connection, msg: m.Message) -> None:
         self._send_text(conn, codec.encode(msg), msg.type, msg)
 
-    def _send_text(self, conn: Connection, text: str, mtype: str, msg: m.Message | None = None) -> None:
+    def _send_text(
+        self, conn: Connection, text: str, mtype: str, msg: m.Message | None = None
+    ) -> None:
         secret = mtype == "authenticated"
-        shown = codec.encode(msg.model_copy(update={"recovery_token": "***"})) if secret and msg else text
+        shown = (
+            codec.encode(msg.model_copy(update={"recovery_token": "***"}))
+            if secret and msg
+            else text
+        )
         if conn.silenced:
             self.transcript.record("withheld", conn=conn.sid, type=mtype, text=shown)
             return
         sent = not conn.closed and conn.link.send_text(text)
         self.transcript.record(
-            "frame", dir="out", conn=conn.sid,
-            session=conn.session.id if conn.session else None, type=mtype, text=shown,
+            "frame",
+            dir="out",
+            conn=conn.sid,
+            session=conn.session.id if conn.session else None,
+            type=mtype,
+            text=shown,
             **({} if sent else {"dropped": "connection closed"}),
         )
 
@@ -299,8 +316,12 @@ class SimulatorCore:
         if mtype == "auth":
             text = json.dumps(redact(msg.model_dump(exclude_none=True)))
         self.transcript.record(
-            "frame", dir="in", conn=conn.sid,
-            session=conn.session.id if conn.session else None, type=mtype, text=text,
+            "frame",
+            dir="in",
+            conn=conn.sid,
+            session=conn.session.id if conn.session else None,
+            type=mtype,
+            text=text,
         )
 
     def _close(self, conn: Connection, code: int, reason: str) -> None:
@@ -327,7 +348,10 @@ class SimulatorCore:
 
     def _on_auth(self, conn: Connection, msg: m.Auth) -> None:
         if conn.session is not None:
-            self._send(conn, m.Error(code="already_authenticated", message="session is already authenticated"))
+            self._send(
+                conn,
+                m.Error(code="already_authenticated", message="session is already authenticated"),
+            )
             return
         self._authenticate(conn, msg.token, msg.jwt, msg.recovery_token)
 
@@ -352,12 +376,22 @@ class SimulatorCore:
             session = self._new_session(principal)
         self._attach(session, conn)
         cfg = self.config
-        self.transcript.record("auth", conn=conn.sid, ok=True, session=session.id, user=session.user)
-        self._send(conn, m.Authenticated(
-            session=session.id, sid=conn.sid, user=session.user, guest=session.guest,
-            recovery_token=session.recovery_token, heartbeat=cfg.heartbeat,
-            recovery_buffer_size=cfg.recovery_buffer_size, recovery_window=cfg.recovery_window,
-        ))
+        self.transcript.record(
+            "auth", conn=conn.sid, ok=True, session=session.id, user=session.user
+        )
+        self._send(
+            conn,
+            m.Authenticated(
+                session=session.id,
+                sid=conn.sid,
+                user=session.user,
+                guest=session.guest,
+                recovery_token=session.recovery_token,
+                heartbeat=cfg.heartbeat,
+                recovery_buffer_size=cfg.recovery_buffer_size,
+                recovery_window=cfg.recovery_window,
+            ),
+        )
         if recovery is not None:
             self._send(conn, recovery)
             replay, session.buffer = list(session.buffer), deque()
@@ -365,11 +399,15 @@ class SimulatorCore:
             for text in replay:
                 self._send_text(conn, text, "notification")
         if cfg.server_ping_interval:
-            conn.ping_timer = self.clock.call_later(cfg.server_ping_interval, self._server_ping, conn)
+            conn.ping_timer = self.clock.call_later(
+                cfg.server_ping_interval, self._server_ping, conn
+            )
 
     def _new_session(self, principal: Principal) -> Session:
         session = Session(
-            id=f"s{next(self._session_ids)}", user=principal.user, guest=principal.guest,
+            id=f"s{next(self._session_ids)}",
+            user=principal.user,
+            guest=principal.guest,
             recovery_token=secrets.token_urlsafe(16),
         )
         self.sessions[session.id] = session
@@ -395,8 +433,11 @@ class SimulatorCore:
             session.expiry_timer = None
         lost = session.lost
         rec = m.Recovery(
-            recovered=lost == 0, replayed=len(session.buffer), lost=lost,
-            subscriptions=sorted(session.subscriptions), reason="overflow" if lost else None,
+            recovered=lost == 0,
+            replayed=len(session.buffer),
+            lost=lost,
+            subscriptions=sorted(session.subscriptions),
+            reason="overflow" if lost else None,
         )
         self.transcript.record(
             "recovery", ok=lost == 0, session=session.id, replayed=rec.replayed, lost=lost
@@ -441,7 +482,10 @@ class SimulatorCore:
     def _set_state(self, session: Session, state: SessionState) -> None:
         if session.state is not state or state is SessionState.OPEN:
             self.transcript.record(
-                "session", session=session.id, user=session.user, state=state.value,
+                "session",
+                session=session.id,
+                user=session.user,
+                state=state.value,
                 sid=session.connection.sid if session.connection else None,
             )
         session.state = state
@@ -517,12 +561,16 @@ class SimulatorCore:
     def _on_call(self, conn: Connection, msg: m.Call) -> None:
         outcome = self.rpc.resolve(msg.method, msg.params)
         if outcome.silent or msg.no_reply:
-            self.transcript.record("rpc", conn=conn.sid, id=msg.id, method=msg.method, answer="none")
+            self.transcript.record(
+                "rpc", conn=conn.sid, id=msg.id, method=msg.method, answer="none"
+            )
             return
         if outcome.error is not None:
             err = outcome.error
             reply: m.Message = m.Error(
-                id=msg.id, code=str(err.get("code", "error")), message=str(err.get("message", "")),
+                id=msg.id,
+                code=str(err.get("code", "error")),
+                message=str(err.get("message", "")),
                 data=err.get("data"),
             )
         else:
@@ -535,7 +583,11 @@ class SimulatorCore:
     # --- server-requested reconnect (§6) -------------------------------------------------------
 
     def request_reconnect(
-        self, session: Session, *, deadline: float | None = None, answer_within: float | None = None,
+        self,
+        session: Session,
+        *,
+        deadline: float | None = None,
+        answer_within: float | None = None,
         reason: str = "drain",
     ) -> None:
         conn = session.connection
@@ -548,23 +600,39 @@ class SimulatorCore:
             conn.drain.timer.cancel()
         conn.drain = Drain(DrainState.ASKED, deadline=self.clock.now() + deadline)
         conn.drain.timer = self.clock.call_later(
-            answer_within, self._drain_close, conn, f"reconnect request not answered within {answer_within:g}s"
+            answer_within,
+            self._drain_close,
+            conn,
+            f"reconnect request not answered within {answer_within:g}s",
         )
-        self.transcript.record("drain", session=session.id, conn=conn.sid, state="asked",
-                               deadline=deadline, answer_within=answer_within)
-        self._send(conn, m.ReconnectRequest(deadline=deadline, answer_within=answer_within, reason=reason))
+        self.transcript.record(
+            "drain",
+            session=session.id,
+            conn=conn.sid,
+            state="asked",
+            deadline=deadline,
+            answer_within=answer_within,
+        )
+        self._send(
+            conn, m.ReconnectRequest(deadline=deadline, answer_within=answer_within, reason=reason)
+        )
 
     def _on_reconnect_response(self, conn: Connection, msg: m.ReconnectResponse) -> None:
         drain = conn.drain
         if drain is None:
-            self._send(conn, m.Error(code="no_reconnect_request", message="no reconnect request is outstanding"))
+            self._send(
+                conn,
+                m.Error(code="no_reconnect_request", message="no reconnect request is outstanding"),
+            )
             return
         if drain.timer is not None:
             drain.timer.cancel()
         if msg.status == "pending":
             drain.state = DrainState.PENDING
             remaining = max(0.0, drain.deadline - self.clock.now())
-            drain.timer = self.clock.call_later(remaining, self._drain_close, conn, "reconnect deadline reached")
+            drain.timer = self.clock.call_later(
+                remaining, self._drain_close, conn, "reconnect deadline reached"
+            )
             self.transcript.record("drain", conn=conn.sid, state="pending", remaining=remaining)
         else:
             drain.state = DrainState.DONE
@@ -580,7 +648,9 @@ class SimulatorCore:
     def _room_of(self, conn: Connection, name: str, ref: Any = None) -> Room | None:
         room = self.rooms.get(name)
         if room is None or conn.sid not in room.members:
-            self._send(conn, m.Error(id=ref, code="not_in_room", message=f"not a member of room {name!r}"))
+            self._send(
+                conn, m.Error(id=ref, code="not_in_room", message=f"not a member of room {name!r}")
+            )
             return None
         return room
 
@@ -597,7 +667,10 @@ class SimulatorCore:
         permanent_id = msg.permanent_id or conn.permanent_id or session.user
         conn.permanent_id = permanent_id
         if conn.sid in room.members:
-            self._send(conn, m.Error(id=msg.id, code="already_joined", message=f"already in room {msg.room!r}"))
+            self._send(
+                conn,
+                m.Error(id=msg.id, code="already_joined", message=f"already in room {msg.room!r}"),
+            )
             return
         now = self.clock.now()
         old_sid: str | None = None
@@ -616,18 +689,34 @@ class SimulatorCore:
         peers = [m.Peer(**p.view()) for p in room.members.values()]
         room.members[conn.sid] = Member(conn.sid, permanent_id)
         conn.rooms.add(room.name)
-        self.transcript.record("room", room=room.name, sid=conn.sid, permanent_id=permanent_id,
-                               event="reassigned" if old_sid else "joined", old_sid=old_sid)
-        self._send(conn, m.Joined(id=msg.id, room=room.name, sid=conn.sid,
-                                  permanent_id=permanent_id, peers=peers))
+        self.transcript.record(
+            "room",
+            room=room.name,
+            sid=conn.sid,
+            permanent_id=permanent_id,
+            event="reassigned" if old_sid else "joined",
+            old_sid=old_sid,
+        )
+        self._send(
+            conn,
+            m.Joined(
+                id=msg.id, room=room.name, sid=conn.sid, permanent_id=permanent_id, peers=peers
+            ),
+        )
         if old_sid is not None:
-            self._broadcast(room, m.PeerSidReassigned(
-                room=room.name, permanent_id=permanent_id, old_sid=old_sid, new_sid=conn.sid
-            ), exclude=conn.sid)
+            self._broadcast(
+                room,
+                m.PeerSidReassigned(
+                    room=room.name, permanent_id=permanent_id, old_sid=old_sid, new_sid=conn.sid
+                ),
+                exclude=conn.sid,
+            )
         else:
-            self._broadcast(room, m.PeerJoined(
-                room=room.name, peer=m.Peer(sid=conn.sid, permanent_id=permanent_id)
-            ), exclude=conn.sid)
+            self._broadcast(
+                room,
+                m.PeerJoined(room=room.name, peer=m.Peer(sid=conn.sid, permanent_id=permanent_id)),
+                exclude=conn.sid,
+            )
 
     def _on_leave(self, conn: Connection, msg: m.Leave) -> None:
         if self._room_of(conn, msg.room, msg.id) is None:
@@ -644,10 +733,14 @@ class SimulatorCore:
         if member is None:
             return
         if reason == "disconnected":
-            room.ghosts[member.permanent_id] = Ghost(member.sid, member.permanent_id, self.clock.now())
+            room.ghosts[member.permanent_id] = Ghost(
+                member.sid, member.permanent_id, self.clock.now()
+            )
         self.transcript.record("room", room=name, sid=conn.sid, event=reason)
-        self._broadcast(room, m.PeerLeft(room=name, sid=member.sid, permanent_id=member.permanent_id,
-                                         reason=reason))  # type: ignore[arg-type]
+        self._broadcast(
+            room,
+            m.PeerLeft(room=name, sid=member.sid, permanent_id=member.permanent_id, reason=reason),
+        )  # type: ignore[arg-type]
         if not room.members and not room.ghosts:
             del self.rooms[name]
 
@@ -656,15 +749,27 @@ class SimulatorCore:
         if room is None:
             return
         member = room.members[conn.sid]
-        out = m.Signal(room=room.name, sender=conn.sid, from_permanent_id=member.permanent_id,
-                       to=msg.to, kind=msg.kind, data=msg.data)
+        out = m.Signal(
+            room=room.name,
+            sender=conn.sid,
+            from_permanent_id=member.permanent_id,
+            to=msg.to,
+            kind=msg.kind,
+            data=msg.data,
+        )
         if msg.to is None:
             self._broadcast(room, out, exclude=conn.sid)
             return
         target = self.connections.get(msg.to)
         if msg.to not in room.members or target is None:
-            self._send(conn, m.Error(code="unknown_peer", message=f"no peer {msg.to!r} in room {room.name!r}",
-                                     data={"to": msg.to, "kind": msg.kind}))
+            self._send(
+                conn,
+                m.Error(
+                    code="unknown_peer",
+                    message=f"no peer {msg.to!r} in room {room.name!r}",
+                    data={"to": msg.to, "kind": msg.kind},
+                ),
+            )
             return
         self._send(target, out)
 
@@ -673,17 +778,24 @@ class SimulatorCore:
         if room is None:
             return
         room.members[conn.sid].tracks[msg.track.id] = msg.track.model_dump()
-        self._broadcast(room, m.TrackDefined(room=room.name, sid=conn.sid, track=msg.track), exclude=conn.sid)
+        self._broadcast(
+            room, m.TrackDefined(room=room.name, sid=conn.sid, track=msg.track), exclude=conn.sid
+        )
 
     def _on_track_remove(self, conn: Connection, msg: m.TrackRemove) -> None:
         room = self._room_of(conn, msg.room)
         if room is None:
             return
         if room.members[conn.sid].tracks.pop(msg.track_id, None) is None:
-            self._send(conn, m.Error(code="unknown_track", message=f"no track {msg.track_id!r} defined"))
+            self._send(
+                conn, m.Error(code="unknown_track", message=f"no track {msg.track_id!r} defined")
+            )
             return
-        self._broadcast(room, m.TrackRemoved(room=room.name, sid=conn.sid, track_id=msg.track_id),
-                        exclude=conn.sid)
+        self._broadcast(
+            room,
+            m.TrackRemoved(room=room.name, sid=conn.sid, track_id=msg.track_id),
+            exclude=conn.sid,
+        )
 
     def _on_track_request(self, conn: Connection, msg: m.TrackRequest) -> None:
         room = self._room_of(conn, msg.room)
@@ -692,7 +804,11 @@ class SimulatorCore:
         owner = room.members.get(msg.to)
         target = self.connections.get(msg.to)
         if owner is None or target is None or msg.track_id not in owner.tracks:
-            self._send(conn, m.Error(code="unknown_track",
-                                     message=f"peer {msg.to!r} has no track {msg.track_id!r}"))
+            self._send(
+                conn,
+                m.Error(
+                    code="unknown_track", message=f"peer {msg.to!r} has no track {msg.track_id!r}"
+                ),
+            )
             return
         self._send(target, m.TrackRequested(room=room.name, sender=conn.sid, track_id=msg.track_id))

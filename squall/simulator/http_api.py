@@ -80,8 +80,9 @@ def build_app(control: Control, *, token: str | None = None) -> web.Application:
                 f"{'.'.join(str(p) for p in e['loc']) or '(body)'}: {e['msg']}"
                 for e in exc.errors(include_url=False)
             ]
-            return _error(400, f"invalid arguments for {name}: " + "; ".join(problems),
-                          problems=problems)
+            return _error(
+                400, f"invalid arguments for {name}: " + "; ".join(problems), problems=problems
+            )
         except ControlError as exc:
             return _error(exc.status, str(exc))
         return web.json_response({"result": result}, dumps=lambda o: json.dumps(o, default=str))
@@ -95,7 +96,7 @@ def build_app(control: Control, *, token: str | None = None) -> web.Application:
 async def start_http_api(
     control: Control, *, host: str = "127.0.0.1", port: int = 0, token: str | None = None
 ) -> tuple[web.AppRunner, str]:
-    """Serve the control API; returns the runner (``await runner.cleanup()`` stops it) and its URL."""
+    """Serve the control API; returns its runner (``await runner.cleanup()``) and URL."""
     if token is None and not _is_loopback(host):
         raise ControlError(
             f"refusing to expose the control API on {host} without a bearer token (pass one)"

@@ -19,7 +19,11 @@ class Member:
     tracks: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def view(self) -> dict[str, Any]:
-        return {"sid": self.sid, "permanent_id": self.permanent_id, "tracks": list(self.tracks.values())}
+        return {
+            "sid": self.sid,
+            "permanent_id": self.permanent_id,
+            "tracks": list(self.tracks.values()),
+        }
 
 
 @dataclass
@@ -35,7 +39,9 @@ class Room:
     members: dict[str, Member] = field(default_factory=dict)
     ghosts: dict[str, Ghost] = field(default_factory=dict)  # by permanent id
 
-    def find_ghost(self, permanent_id: str, prev_sid: str | None, now: float, window: float) -> Ghost | None:
+    def find_ghost(
+        self, permanent_id: str, prev_sid: str | None, now: float, window: float
+    ) -> Ghost | None:
         for pid, ghost in list(self.ghosts.items()):
             if now - ghost.left_at > window:
                 del self.ghosts[pid]
@@ -47,9 +53,14 @@ class Room:
     def stale_member(self, permanent_id: str, sid: str) -> Member | None:
         """A member with this permanent id on another connection that has not been reaped yet."""
         return next(
-            (m for m in self.members.values() if m.permanent_id == permanent_id and m.sid != sid), None
+            (m for m in self.members.values() if m.permanent_id == permanent_id and m.sid != sid),
+            None,
         )
 
     def view(self) -> dict[str, Any]:
-        return {"members": [m.view() for m in self.members.values()],
-                "ghosts": [{"sid": g.sid, "permanent_id": g.permanent_id} for g in self.ghosts.values()]}
+        return {
+            "members": [m.view() for m in self.members.values()],
+            "ghosts": [
+                {"sid": g.sid, "permanent_id": g.permanent_id} for g in self.ghosts.values()
+            ],
+        }

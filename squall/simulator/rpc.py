@@ -1,4 +1,4 @@
-"""Scripted answers to RPC calls: ``sim.on_rpc(method, reply=... | error=... | no_reply, delay=...)``.
+"""Scripted answers to RPC calls: ``sim.on_rpc(method, reply= | error= | no_reply=, delay=)``.
 
 Rules stack per method, newest first; a rule with ``times`` expires after that
 many calls and the older rule shows through again. With no rule, the built-ins
@@ -29,7 +29,7 @@ class RpcRule:
 
 @dataclass(frozen=True)
 class RpcOutcome:
-    """What the server does with one call: answer ``result`` or ``error`` after ``delay``, or not at all."""
+    """What to do with one call: ``result`` or ``error`` after ``delay``, or no answer."""
 
     delay: float = 0.0
     result: Any = None
@@ -53,9 +53,17 @@ class RpcTable:
 
     def rules(self) -> list[dict[str, Any]]:
         return [
-            {"method": r.method, "delay": r.delay, "no_reply": r.no_reply, "times": r.times,
-             "calls": r.calls, "error": r.error, "reply": r.reply if r.handler is None else "<callable>"}
-            for rules in self._rules.values() for r in rules
+            {
+                "method": r.method,
+                "delay": r.delay,
+                "no_reply": r.no_reply,
+                "times": r.times,
+                "calls": r.calls,
+                "error": r.error,
+                "reply": r.reply if r.handler is None else "<callable>",
+            }
+            for rules in self._rules.values()
+            for r in rules
         ]
 
     def resolve(self, method: str, params: Any) -> RpcOutcome:

@@ -26,7 +26,7 @@ from squall.clock import Clock, LoopClock
 from .auth import AuthPolicy
 from .control import Control, ControlError, operation
 from .core import Config, SimulatorCore
-from .transcript import Transcript
+from .transcript import Transcript, redact_url
 
 
 class WebSocketLink:
@@ -85,8 +85,12 @@ class Simulator(Control):
     ) -> None:
         self.clock = clock or LoopClock()
         super().__init__(
-            SimulatorCore(self.clock, config=config, auth=auth,
-                          transcript=Transcript(self._now, source="server"))
+            SimulatorCore(
+                self.clock,
+                config=config,
+                auth=auth,
+                transcript=Transcript(self._now, source="server"),
+            )
         )
         self.host = host
         self.servers: list[Server] = []
@@ -105,8 +109,14 @@ class Simulator(Control):
             raise ControlError("the simulator is not listening: call await sim.start() first", 409)
         return self.urls[0]
 
-    async def start(self, *, ports: int = 1, control_port: int | None = None,
-                    control_host: str = "127.0.0.1", control_token: str | None = None) -> Simulator:
+    async def start(
+        self,
+        *,
+        ports: int = 1,
+        control_port: int | None = None,
+        control_host: str = "127.0.0.1",
+        control_token: str | None = None,
+    ) -> Simulator:
         for _ in range(ports):
             await self.listen()
         if control_port is not None:
@@ -120,7 +130,9 @@ class Simulator(Control):
     async def listen(self, port: int = 0) -> str:
         """Open one more WebSocket endpoint on the same core; returns its URL."""
         server = await serve(
-            self._handler, self.host, port,
+            self._handler,
+            self.host,
+            port,
             process_request=self._process_request,
             max_size=self.core.config.max_message_size,
             ping_interval=None,  # keepalive is the protocol's own ping/pong (§3)
@@ -155,14 +167,14 @@ class Simulator(Control):
 
     @operation()
     def refuse_connections(self, count: int = 1, status: int = 503) -> None:
-        """Answer the next ``count`` WebSocket handshakes with HTTP ``status`` instead of upgrading."""
+        """Answer the next ``count`` WebSocket handshakes with HTTP ``status``, not an upgrade."""
         self._record("refuse_connections", count=count, status=status)
         self._refusals.extend([status] * count)
 
     def _process_request(self, connection: ServerConnection, request: Request) -> Response | None:
         if self._refusals:
             status = self._refusals.pop(0)
-            self.core.transcript.record("refused", path=request.path, status=status)
+            self.core.transcript.record("refused", path=redact_url(request.path), status=status)
             return connection.respond(status, f"refused by the simulator ({status})\n")
         return None
 

@@ -8,6 +8,7 @@ Credentials never reach the transcript: :func:`redact` masks them first.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
@@ -15,6 +16,14 @@ SECRET_KEYS = frozenset({"token", "jwt", "recovery_token", "authorization", "acc
 REDACTED = "***"
 
 Listener = Callable[[dict[str, Any]], None]
+
+
+_SECRET_QUERY = re.compile(r"((?:^|[?&])(?:token|jwt|recovery_token|access_token)=)[^&#]*", re.I)
+
+
+def redact_url(url: str) -> str:
+    """``/?token=abc&x=1`` -> ``/?token=***&x=1``."""
+    return _SECRET_QUERY.sub(r"\1" + REDACTED, url)
 
 
 def redact(value: Any) -> Any:

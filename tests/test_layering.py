@@ -1,0 +1,50 @@
+"""design.md's dependency rules, checked on the import statements of every module."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent / "squall"
+
+# package -> squall packages it must never import
+FORBIDDEN = {
+    "protocol": {"client", "simulator", "faults", "conformance", "clock", "cli"},
+    "client": {"simulator", "faults", "conformance"},
+    "simulator": {"client", "conformance"},
+}
+
+
+def imports_of(path: Path) -> set[str]:
+    """The squall subpackages a module imports (absolute imports; relative ones stay inside)."""
+    return {name.split(".")[1] for name in _all_imports(path) if name.startswith("squall.")}
+
+
+@pytest.mark.parametrize("package", sorted(FORBIDDEN))
+def test_dependency_rules(package: str) -> None:
+    files = sorted((ROOT / package).rglob("*.py"))
+    assert files, f"squall/{package} has no modules"
+    broken = {
+        str(f.relative_to(ROOT.parent)): sorted(imports_of(f) & FORBIDDEN[package]) for f in files
+    }
+    assert {f: bad for f, bad in broken.items() if bad} == {}
+
+
+def test_protocol_does_no_io() -> None:
+    """protocol/ is sans-I/O: no sockets, no asyncio, no clock reads."""
+    for f in (ROOT / "protocol").rglob("*.py"):
+        names = {n.split(".")[0] for n in _all_imports(f)}
+        assert not names & {"asyncio", "socket", "time", "websockets", "aiohttp"}, f
+
+
+def _all_imports(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    out: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            out.update(a.name for a in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            out.add(node.module)
+    return out
