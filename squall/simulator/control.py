@@ -121,7 +121,7 @@ class Control:
         if code is None or code == CLOSE_ABNORMAL:
             conn.link.abort()
         else:
-            self.core._close(conn, code, reason or "dropped by the simulator")
+            self.core.close(conn, code, reason or "dropped by the simulator")
         return conn.sid
 
     @operation()
@@ -194,7 +194,7 @@ class Control:
         if target.connection is None:
             raise ControlError(f"session {target.id} ({target.user}) is not connected", status=409)
         self._record("send", session=target.id)
-        self.core._send_text(target.connection, text, "raw")
+        self.core.send_text(target.connection, text, "raw")
 
     @operation()
     def configure(

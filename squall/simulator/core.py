@@ -238,22 +238,22 @@ class SimulatorCore:
             return
         if isinstance(data, bytes):
             self._record_in(conn, None, f"<{len(data)} bytes>")
-            self._close(conn, CLOSE_UNSUPPORTED_DATA, "binary frames are not part of the protocol")
+            self.close(conn, CLOSE_UNSUPPORTED_DATA, "binary frames are not part of the protocol")
             return
         if not self._take_token(conn):
             self._record_in(conn, None, data)
-            self._close(conn, CLOSE_POLICY, f"rate limit exceeded ({self.config.rate_limit:g}/s)")
+            self.close(conn, CLOSE_POLICY, f"rate limit exceeded ({self.config.rate_limit:g}/s)")
             return
         try:
             msg = codec.decode_client(data)
         except MalformedFrame as exc:
             self._record_in(conn, None, data)
-            self._close(conn, exc.close_code or 1007, str(exc))
+            self.close(conn, exc.close_code or 1007, str(exc))
             return
         except ProtocolError as exc:
             self._record_in(conn, None, data)
             if conn.session is None:
-                self._close(conn, CLOSE_POLICY, f"not authenticated: {exc}")
+                self.close(conn, CLOSE_POLICY, f"not authenticated: {exc}")
             else:
                 self._send(
                     conn, m.Error(id=getattr(exc, "ref", None), code=exc.code, message=str(exc))
@@ -261,7 +261,7 @@ class SimulatorCore:
             return
         self._record_in(conn, msg, data)
         if conn.session is None and msg.type != "auth":
-            self._close(
+            self.close(
                 conn, CLOSE_POLICY, f"not authenticated: expected 'auth' first, got {msg.type!r}"
             )
             return
@@ -286,11 +286,12 @@ class SimulatorCore:
     # --- sending ---------------------------------------------------------------------------
 
     def _send(self, conn: Connection, msg: m.Message) -> None:
-        self._send_text(conn, codec.encode(msg), msg.type, msg)
+        self.send_text(conn, codec.encode(msg), msg.type, msg)
 
-    def _send_text(
+    def send_text(
         self, conn: Connection, text: str, mtype: str, msg: m.Message | None = None
-    ) -> None:
+    ) -> bool:
+        """Send one frame and record it; False if the socket was already gone (recorded too)."""
         secret = mtype == "authenticated"
         shown = (
             codec.encode(msg.model_copy(update={"recovery_token": "***"}))
@@ -299,7 +300,7 @@ class SimulatorCore:
         )
         if conn.silenced:
             self.transcript.record("withheld", conn=conn.sid, type=mtype, text=shown)
-            return
+            return True
         sent = not conn.closed and conn.link.send_text(text)
         self.transcript.record(
             "frame",
@@ -310,6 +311,7 @@ class SimulatorCore:
             text=shown,
             **({} if sent else {"dropped": "connection closed"}),
         )
+        return sent
 
     def _record_in(self, conn: Connection, msg: Any, text: str) -> None:
         mtype = msg.type if msg is not None else None
@@ -324,7 +326,8 @@ class SimulatorCore:
             text=text,
         )
 
-    def _close(self, conn: Connection, code: int, reason: str) -> None:
+    def close(self, conn: Connection, code: int, reason: str) -> None:
+        """Close one connection with a code and reason; the session is detached when it is gone."""
         if conn.closed:
             return
         self.transcript.record("closing", conn=conn.sid, code=code, reason=reason)
@@ -344,7 +347,7 @@ class SimulatorCore:
 
     def _auth_timeout(self, conn: Connection) -> None:
         if conn.session is None:
-            self._close(conn, CLOSE_POLICY, f"no auth within {self.config.auth_timeout:g}s")
+            self.close(conn, CLOSE_POLICY, f"no auth within {self.config.auth_timeout:g}s")
 
     def _on_auth(self, conn: Connection, msg: m.Auth) -> None:
         if conn.session is not None:
@@ -366,7 +369,7 @@ class SimulatorCore:
         except AuthRejected as exc:
             self.transcript.record("auth", conn=conn.sid, ok=False, reason=exc.reason)
             self._send(conn, m.AuthFailed(reason=exc.reason, message=exc.message))  # type: ignore[arg-type]
-            self._close(conn, CLOSE_POLICY, f"auth failed: {exc.reason}")
+            self.close(conn, CLOSE_POLICY, f"auth failed: {exc.reason}")
             return
         recovery: m.Recovery | None = None
         session: Session | None = None
@@ -397,7 +400,7 @@ class SimulatorCore:
             replay, session.buffer = list(session.buffer), deque()
             session.lost = 0
             for text in replay:
-                self._send_text(conn, text, "notification")
+                self.send_text(conn, text, "notification")
         if cfg.server_ping_interval:
             conn.ping_timer = self.clock.call_later(
                 cfg.server_ping_interval, self._server_ping, conn
@@ -426,7 +429,7 @@ class SimulatorCore:
             return None, m.Recovery(recovered=False, reason="unknown")
         if session.connection is not None:  # recovering a session whose old socket lingers
             old = session.connection
-            self._close(old, CLOSE_POLICY, "session resumed on another connection")
+            self.close(old, CLOSE_POLICY, "session resumed on another connection")
             self._detach(session)
         if session.expiry_timer is not None:
             session.expiry_timer.cancel()
@@ -465,7 +468,7 @@ class SimulatorCore:
             session.expiry_timer.cancel()
             session.expiry_timer = None
         if session.connection is not None:
-            self._close(session.connection, CLOSE_POLICY, "session expired")
+            self.close(session.connection, CLOSE_POLICY, "session expired")
             session.connection.session = None
             session.connection = None
         for topic in session.subscriptions:
@@ -539,8 +542,9 @@ class SimulatorCore:
             session.seq += 1
             text = f"{head}{session.seq}{tail}"
             conn = session.connection
-            if conn is not None:
-                self._send_text(conn, text, "notification")
+            # A socket that died before the server noticed must not swallow the notification:
+            # it goes to the recovery buffer like any other for a detached session.
+            if conn is not None and self.send_text(conn, text, "notification"):
                 delivered += 1
                 continue
             if len(session.buffer) >= self.config.recovery_buffer_size:
@@ -637,11 +641,11 @@ class SimulatorCore:
         else:
             drain.state = DrainState.DONE
             self.transcript.record("drain", conn=conn.sid, state="done")
-            self._close(conn, CLOSE_SERVICE_RESTART, "reconnect now")
+            self.close(conn, CLOSE_SERVICE_RESTART, "reconnect now")
 
     def _drain_close(self, conn: Connection, reason: str) -> None:
         self.transcript.record("drain", conn=conn.sid, state="forced", reason=reason)
-        self._close(conn, CLOSE_SERVICE_RESTART, reason)
+        self.close(conn, CLOSE_SERVICE_RESTART, reason)
 
     # --- signalling (§8) ---------------------------------------------------------------------
 

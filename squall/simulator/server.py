@@ -40,7 +40,7 @@ class WebSocketLink:
         self._tasks = tasks
 
     def send_text(self, text: str) -> bool:
-        if self.ws.protocol.state is not State.OPEN:
+        if self.ws.protocol.state is not State.OPEN or self.ws.transport.is_closing():
             return False
         # broadcast() writes synchronously, which keeps the core free of awaits and frames in order.
         broadcast([self.ws], text, raise_exceptions=True)

@@ -173,3 +173,17 @@ async def test_repeated_recoveries(sim: Simulator, open_client) -> None:
         await back.expect("recovery", recovered=True, replayed=1)
         await back.expect("notification", seq=round_, payload=round_)
     assert sim.sessions()[0]["connections"] == 4
+
+
+async def test_publish_between_a_cut_and_its_notice_is_buffered(
+    sim: Simulator, open_client
+) -> None:
+    """A notification sent after the socket died, before the server noticed, is not lost."""
+    await _subscribed(open_client)
+    token = next(iter(sim.core.by_token))
+    sim.drop("alice")  # aborts the TCP connection; the server's handler has not run yet
+    assert sim.publish("news", "in the gap") == {"delivered": 0, "buffered": 1, "overflowed": 0}
+    back = await open_client(None, url=f"{sim.url}?token=alice&recovery_token={token}")
+    await back.expect("authenticated", session="s1")
+    await back.expect("recovery", recovered=True, replayed=1)
+    await back.expect("notification", seq=1, payload="in the gap")
