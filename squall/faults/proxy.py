@@ -1,0 +1,587 @@
+"""One proxy: a listener, its live connections, and the two toxic chains they run.
+
+Theory of operation (Toxiproxy's ``proxy.go`` / ``link.go`` on asyncio):
+
+- Each accepted client gets an upstream dial; failure closes the client.
+- A connection has two :class:`Link` s, ``upstream`` (client -> server) and
+  ``downstream`` (server -> client). A link is ``[stage, stage, ...] -> out ->
+  writer``; with no stages a chunk is written straight to the destination from
+  ``data_received`` (the fast path the benchmark measures).
+- EOF on a source runs down the chain; the writer then closes the destination
+  entirely (Toxiproxy does not keep half-closed connections).
+- Back-pressure: a source stops reading while its destination's transport is
+  over its high-water mark or its link holds more than ``MAX_QUEUED`` chunks.
+- Adding a toxic appends a stage to every live link of that direction;
+  updating restarts the stage (same per-link state); removing interrupts it,
+  flushes what it held and what was queued for it, and splices it out.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import ipaddress
+import random
+import socket
+import struct
+from typing import TYPE_CHECKING, Any
+
+from .errors import ApiError
+from .events import FaultEvent
+from .toxics import Channel, Chunk, Stub, Toxic, passthrough
+
+if TYPE_CHECKING:
+    from ..clock import Clock
+    from .events import EventLog
+
+DIRECTIONS = ("upstream", "downstream")
+UPSTREAM, DOWNSTREAM = 0, 1
+MAX_QUEUED = 32
+
+
+def parse_direction(stream: str) -> int | None:
+    try:
+        return DIRECTIONS.index(stream.lower())
+    except ValueError:
+        return None
+
+
+def _num(value: float) -> float | int:
+    """Go prints float32 ``1`` as ``1``; keep JSON byte-compatible."""
+    return int(value) if float(value).is_integer() else value
+
+
+@dataclasses.dataclass
+class ToxicSpec:
+    """A configured toxic (Go's ``ToxicWrapper``)."""
+
+    name: str
+    type: str
+    stream: str
+    toxicity: float
+    direction: int
+    toxic: Toxic
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "attributes": dict(self.toxic.attributes),
+            "name": self.name,
+            "type": self.type,
+            "stream": self.stream,
+            "toxicity": _num(self.toxicity),
+        }
+
+
+def split_hostport(address: str) -> tuple[str, int]:
+    """Go's ``net.SplitHostPort`` for ``host:port`` and ``[v6]:port``."""
+    host, sep, port = address.rpartition(":")
+    if not sep:
+        raise ApiError(f"address {address}: missing port in address", 500)
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    try:
+        number = int(port) if port else 0
+    except ValueError:
+        raise ApiError(f"lookup tcp/{port}: unknown port", 500) from None
+    return host, number
+
+
+def format_hostport(host: str, port: int) -> str:
+    try:
+        if ipaddress.ip_address(host).version == 6:
+            return f"[{host}]:{port}"
+    except ValueError:
+        pass
+    return f"{host}:{port}"
+
+
+class Stage:
+    """One toxic running on one link: input channel, output, task, per-link state."""
+
+    def __init__(self, link: Link, spec: ToxicSpec, output: Channel, fresh: bool) -> None:
+        self.link = link
+        self.spec = spec
+        self.input = Channel(link.on_get)
+        self.output = output
+        self.fresh = fresh
+        self.state = spec.toxic.new_state()
+        self.stub = Stub(self)
+        self.task: asyncio.Task[None] | None = None
+        self.active = False
+
+    def start(self) -> None:
+        self.active = self.link.rng.random() < self.spec.toxicity
+        self.stub = Stub(self)
+        self.task = asyncio.get_running_loop().create_task(self._run())
+
+    async def _run(self) -> None:
+        toxic = self.spec.toxic
+        if self.active and (self.fresh or not toxic.fresh_only):
+            try:
+                await toxic.pipe(self.stub)
+            except (asyncio.CancelledError, GeneratorExit):
+                raise
+            except Exception as exc:  # a broken toxic must not wedge the connection
+                self.stub.event("toxic.error", error=repr(exc))
+                self.stub.close()
+        else:
+            await passthrough(self.stub)
+
+    async def interrupt(self) -> bool:
+        """Stop the running pipe and flush what it held; False if it had closed the stream."""
+        task = self.task
+        if task is not None and not task.done():
+            task.cancel()
+            await asyncio.wait([task])
+        if self.stub.closed:
+            return False
+        while self.stub.held:
+            self.output.put(self.stub.held.popleft())
+        return True
+
+
+class Link:
+    """One direction of a connection: source endpoint -> stages -> out -> destination."""
+
+    def __init__(self, conn: Connection, direction: int, source: Endpoint, dest: Endpoint) -> None:
+        self.conn = conn
+        self.connection = conn
+        self.direction = direction
+        self.source = source
+        self.dest = dest
+        proxy = conn.proxy
+        self.clock: Clock = proxy.clock
+        self.rng = random.Random(f"{proxy.seed}:{proxy.name}:{conn.id}:{DIRECTIONS[direction]}")
+        self.out = Channel(self.on_get)
+        self.stages: list[Stage] = []
+        self.reading_paused = False
+        self.writer: asyncio.Task[None] | None = None
+        self.eof = False
+
+    def event(self, action: str, **detail: Any) -> None:
+        toxic = detail.pop("toxic", None)
+        detail["stream"] = DIRECTIONS[self.direction]
+        self.conn.proxy.emit(action, connection=self.conn.id, toxic=toxic, **detail)
+
+    # -- chain --------------------------------------------------------------------------------
+    def start(self, specs: list[ToxicSpec]) -> None:
+        output = self.out
+        stages = []
+        for spec in reversed(specs):
+            stage = Stage(self, spec, output, fresh=True)
+            stages.append(stage)
+            output = stage.input
+        self.stages = stages[::-1]
+        for stage in self.stages:
+            stage.start()
+        self.writer = asyncio.get_running_loop().create_task(self._write())
+
+    @property
+    def head(self) -> Channel:
+        return self.stages[0].input if self.stages else self.out
+
+    def add(self, spec: ToxicSpec) -> None:
+        stage = Stage(self, spec, self.out, fresh=False)
+        if self.stages:
+            self.stages[-1].output = stage.input
+        self.stages.append(stage)
+        stage.start()
+
+    def _find(self, spec: ToxicSpec) -> int | None:
+        for i, stage in enumerate(self.stages):
+            if stage.spec is spec:
+                return i
+        return None
+
+    async def update(self, spec: ToxicSpec) -> None:
+        i = self._find(spec)
+        if i is not None and await self.stages[i].interrupt():
+            self.stages[i].start()
+
+    async def remove(self, spec: ToxicSpec) -> None:
+        i = self._find(spec)
+        if i is None:
+            return
+        stage = self.stages[i]
+        if not await stage.interrupt():
+            return
+        spec.toxic.cleanup(stage.stub)
+        if stage.stub.closed:
+            return
+        for chunk in spec.toxic.drain(stage.state):
+            stage.output.put(chunk)
+        # Everything still queued for the removed stage goes on, in order.
+        while stage.input.items:
+            stage.output.put(stage.input.items.popleft())
+        i = self._find(spec)
+        if i is None:
+            return
+        if i > 0:
+            self.stages[i - 1].output = stage.output
+        del self.stages[i]
+
+    # -- data ---------------------------------------------------------------------------------
+    def feed(self, data: bytes) -> None:
+        if not self.stages and not self.out.items:
+            transport = self.dest.transport
+            if transport is not None and not self.dest.lost:
+                transport.write(data)
+            if self.dest.paused:
+                self._pause()
+            return
+        self.head.put(Chunk(data, self.clock.now()))
+        if len(self.head.items) + len(self.out.items) > MAX_QUEUED:
+            self._pause()
+
+    def feed_eof(self) -> None:
+        if not self.eof:
+            self.eof = True
+            self.head.put(None)
+
+    def queued(self) -> int:
+        return len(self.out.items) + sum(len(s.input.items) for s in self.stages)
+
+    def _pause(self) -> None:
+        if not self.reading_paused and self.source.transport is not None:
+            self.reading_paused = True
+            self.source.transport.pause_reading()
+
+    def on_get(self) -> None:
+        if self.reading_paused:
+            self.maybe_resume()
+
+    def maybe_resume(self) -> None:
+        if self.reading_paused and not self.dest.paused and self.queued() <= MAX_QUEUED // 2:
+            self.reading_paused = False
+            if self.source.transport is not None and not self.source.lost:
+                self.source.transport.resume_reading()
+
+    async def _write(self) -> None:
+        dest = self.dest
+        while True:
+            chunk = await self.out.get()
+            if chunk is None:
+                self.conn.close_endpoint(dest)
+                return
+            if dest.lost or dest.transport is None:
+                continue
+            dest.transport.write(chunk.data)
+            if dest.paused:
+                await dest.wait_drained()
+
+    def cancel(self) -> None:
+        for stage in self.stages:
+            if stage.task is not None:
+                stage.task.cancel()
+        if self.writer is not None:
+            self.writer.cancel()
+
+
+class Endpoint(asyncio.Protocol):
+    """One socket of a proxied connection: the source of one link, the destination of the other."""
+
+    def __init__(self) -> None:
+        self.transport: asyncio.Transport | None = None
+        self.link_in: Link | None = None
+        self.link_out: Link | None = None
+        self.conn: Connection | None = None
+        self.paused = False
+        self.lost = False
+        self._drained: asyncio.Future[None] | None = None
+        self._early: list[bytes] = []
+        self._early_eof = False
+        self.on_made: Any = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        sock = transport.get_extra_info("socket")
+        if sock is not None:
+            with contextlib.suppress(OSError):  # Go sets TCP_NODELAY by default
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if self.on_made is not None:
+            self.on_made(self)
+
+    def data_received(self, data: bytes) -> None:
+        if self.link_in is not None:
+            self.link_in.feed(data)
+        else:
+            self._early.append(data)
+
+    def eof_received(self) -> bool:
+        if self.link_in is not None:
+            self.link_in.feed_eof()
+        else:
+            self._early_eof = True
+        return True  # keep writing the other direction until its own EOF
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.lost = True
+        if self._drained is not None and not self._drained.done():
+            self._drained.set_result(None)
+        if self.link_in is not None:
+            self.link_in.feed_eof()
+        if self.conn is not None:
+            self.conn.endpoint_lost(self)
+
+    def pause_writing(self) -> None:
+        self.paused = True
+
+    def resume_writing(self) -> None:
+        self.paused = False
+        if self._drained is not None and not self._drained.done():
+            self._drained.set_result(None)
+        if self.link_out is not None:
+            self.link_out.maybe_resume()
+
+    async def wait_drained(self) -> None:
+        if self.paused and not self.lost:
+            self._drained = asyncio.get_running_loop().create_future()
+            await self._drained
+
+    def attach(self, conn: Connection, link_in: Link, link_out: Link) -> None:
+        self.conn, self.link_in, self.link_out = conn, link_in, link_out
+        for data in self._early:
+            link_in.feed(data)
+        self._early.clear()
+        if self._early_eof or self.lost:
+            link_in.feed_eof()
+
+
+class Connection:
+    """A client socket, its upstream socket, and the two links between them."""
+
+    def __init__(self, proxy: Proxy, conn_id: int, client: Endpoint, upstream: Endpoint) -> None:
+        self.proxy = proxy
+        self.id = conn_id
+        self.client = client
+        self.upstream = upstream
+        self.linger0 = False
+        self.links = (
+            Link(self, UPSTREAM, client, upstream),
+            Link(self, DOWNSTREAM, upstream, client),
+        )
+        self.done = False
+
+    def start(self) -> None:
+        up, down = self.links
+        for link in self.links:
+            if any(s.type == "reset_peer" for s in self.proxy.chains[link.direction]):
+                self.set_linger0()  # Go: set when a reset_peer is in the chain at link start
+        up.start(list(self.proxy.chains[UPSTREAM]))
+        down.start(list(self.proxy.chains[DOWNSTREAM]))
+        self.client.attach(self, up, down)
+        self.upstream.attach(self, down, up)
+
+    def set_linger0(self) -> None:
+        """SO_LINGER 0: closing then sends a TCP RST instead of a FIN."""
+        self.linger0 = True
+        for ep in (self.client, self.upstream):
+            sock = ep.transport.get_extra_info("socket") if ep.transport else None
+            if sock is not None:
+                with contextlib.suppress(OSError):
+                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+
+    def close_endpoint(self, ep: Endpoint) -> None:
+        if ep.transport is None or ep.lost:
+            return
+        if self.linger0:
+            ep.transport.abort()
+        else:
+            ep.transport.close()
+
+    def abort(self) -> None:
+        for ep in (self.client, self.upstream):
+            if ep.transport is not None:
+                ep.transport.abort()
+
+    def endpoint_lost(self, ep: Endpoint) -> None:
+        if self.client.lost and self.upstream.lost and not self.done:
+            self.done = True
+            for link in self.links:
+                link.cancel()
+            self.proxy.connections.discard(self)
+            self.proxy.emit("disconnect", connection=self.id)
+
+
+class Proxy:
+    """A named listener forwarding to ``upstream`` through two toxic chains."""
+
+    def __init__(
+        self,
+        name: str,
+        listen: str,
+        upstream: str,
+        *,
+        clock: Clock,
+        log: EventLog,
+        seed: int | None,
+        server_seed: int,
+    ) -> None:
+        self.name = name
+        self.listen = listen
+        self.upstream = upstream
+        self.enabled = False
+        self.seed_option = seed
+        self.seed = seed if seed is not None else server_seed
+        self.clock = clock
+        self.log = log
+        self.chains: tuple[list[ToxicSpec], list[ToxicSpec]] = ([], [])
+        self.connections: set[Connection] = set()
+        self.server: asyncio.AbstractServer | None = None
+        self.accepted = 0
+
+    def emit(self, action: str, **kw: Any) -> None:
+        detail = {k: v for k, v in kw.items() if k not in ("connection", "toxic")}
+        self.log.emit(
+            FaultEvent(
+                time=self.clock.now(),
+                proxy=self.name,
+                action=action,
+                connection=kw.get("connection"),
+                toxic=kw.get("toxic"),
+                detail=detail,
+            )
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "name": self.name,
+            "listen": self.listen,
+            "upstream": self.upstream,
+            "enabled": self.enabled,
+            "toxics": [t.to_json() for t in self.toxics()],
+        }
+        if self.seed_option is not None:
+            out["seed"] = self.seed_option
+        return out
+
+    def toxics(self) -> list[ToxicSpec]:
+        return [*self.chains[UPSTREAM], *self.chains[DOWNSTREAM]]
+
+    def find(self, name: str) -> ToxicSpec | None:
+        for spec in self.toxics():
+            if spec.name == name:
+                return spec
+        return None
+
+    # -- listener -----------------------------------------------------------------------------
+    async def start(self) -> None:
+        if self.enabled:
+            return
+        host, port = split_hostport(self.listen)
+        sock = _bind(host, port)
+        loop = asyncio.get_running_loop()
+        self.server = await loop.create_server(self._endpoint, sock=sock, backlog=4096)
+        bound_host, bound_port = sock.getsockname()[:2]
+        self.listen = format_hostport(bound_host, bound_port)
+        self.enabled = True
+        self.emit("proxy.start", listen=self.listen)
+
+    async def stop(self) -> None:
+        if not self.enabled:
+            return
+        self.enabled = False
+        if self.server is not None:
+            self.server.close()
+            self.server = None
+        for conn in list(self.connections):
+            conn.abort()
+        self.emit("proxy.stop")
+
+    def _endpoint(self) -> Endpoint:
+        ep = Endpoint()
+        ep.on_made = self._accepted
+        return ep
+
+    def _accepted(self, client: Endpoint) -> None:
+        assert client.transport is not None
+        client.transport.pause_reading()
+        self.accepted += 1
+        conn_id = self.accepted
+        rng = random.Random(f"{self.seed}:{self.name}:{conn_id}:accept")
+        for spec in self.toxics():
+            toxic = spec.toxic
+            if toxic.connection_level and rng.random() < spec.toxicity and toxic.claim():  # type: ignore[attr-defined]
+                if spec.type == "reset_first":
+                    sock = client.transport.get_extra_info("socket")
+                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                    client.transport.abort()
+                else:
+                    client.transport.close()
+                self.emit(spec.type, connection=conn_id, toxic=spec.name)
+                return
+        asyncio.get_running_loop().create_task(self._dial(client, conn_id))
+
+    async def _dial(self, client: Endpoint, conn_id: int) -> None:
+        assert client.transport is not None
+        host, port = split_hostport(self.upstream)
+        upstream = Endpoint()
+        try:
+            await asyncio.get_running_loop().create_connection(lambda: upstream, host, port)
+        except OSError as exc:
+            client.transport.close()
+            self.emit("upstream.refused", connection=conn_id, error=str(exc))
+            return
+        conn = Connection(self, conn_id, client, upstream)
+        if not self.enabled:
+            conn.abort()
+            return
+        self.connections.add(conn)
+        self.emit("connect", connection=conn_id)
+        conn.start()
+        for ep in (client, upstream):
+            if ep.lost:
+                conn.endpoint_lost(ep)
+        if not client.lost:
+            client.transport.resume_reading()
+
+    # -- toxics on live links -----------------------------------------------------------------
+    def links(self, direction: int) -> list[Link]:
+        return [c.links[direction] for c in self.connections]
+
+    def add_toxic(self, spec: ToxicSpec) -> None:
+        self.chains[spec.direction].append(spec)
+        for link in self.links(spec.direction):
+            link.add(spec)
+
+    async def update_toxic(self, spec: ToxicSpec) -> None:
+        await asyncio.gather(*(link.update(spec) for link in self.links(spec.direction)))
+
+    async def remove_toxic(self, spec: ToxicSpec) -> None:
+        self.chains[spec.direction].remove(spec)
+        await asyncio.gather(*(link.remove(spec) for link in self.links(spec.direction)))
+
+    async def reset_toxics(self) -> None:
+        for spec in self.toxics():
+            await self.remove_toxic(spec)
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    """Bind like Go's ``net.Listen("tcp", addr)``; an empty host means every interface."""
+    if host in ("", "::"):
+        try:
+            sock = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind(("::", port))
+            sock.setblocking(False)
+            return sock
+        except OSError:
+            host = "0.0.0.0"
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except OSError as exc:
+        raise ApiError(f"listen tcp {host}:{port}: {exc.strerror or exc}", 500) from None
+    family, type_, proto, _, addr = infos[0]
+    sock = socket.socket(family, type_, proto)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind(addr)
+    except OSError as exc:
+        sock.close()
+        detail = (exc.strerror or str(exc)).lower()
+        raise ApiError(f"listen tcp {format_hostport(host, port)}: bind: {detail}", 500) from None
+    sock.setblocking(False)
+    return sock
