@@ -112,6 +112,8 @@ class Stage:
 
     def start(self) -> None:
         self.active = self.link.rng.random() < self.spec.toxicity
+        if self.spec.toxicity < 1:
+            self.link.event("toxicity", toxic=self.spec.name, active=self.active)
         self.stub = Stub(self)
         self.task = asyncio.get_running_loop().create_task(self._run())
 
