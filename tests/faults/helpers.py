@@ -42,10 +42,8 @@ class TcpServer:
             conn.close()
 
     def close(self) -> None:
-        try:
-            self.sock.shutdown(socket.SHUT_RDWR)  # wakes the blocked accept() on Linux
-        except OSError:
-            pass
+        with contextlib.suppress(OSError):  # shutdown wakes the blocked accept() on Linux
+            self.sock.shutdown(socket.SHUT_RDWR)
         self.sock.close()
         for conn in self.conns:
             with contextlib.suppress(OSError):
