@@ -1,4 +1,4 @@
-"""Toxics that see WebSocket frames (squall-only; Toxiproxy issue #50 asks for protocol-aware toxics).
+"""Toxics that see WebSocket frames (squall-only; Toxiproxy #50 asks for protocol-aware toxics).
 
 Theory of operation: a frame toxic keeps, per connection and direction, a
 :class:`FrameState` that lets the HTTP upgrade pass untouched (request
