@@ -1,0 +1,169 @@
+"""The WebRTC extension of the reference client: RTCCafe's API over squall's signalling.
+
+::
+
+    async with WebRTCClient(urls=[sim.url], token="alice") as alice:
+        await alice.join_room("lobby")
+        cam = alice.add_track(IndexedVideoTrack(), {"label": "front"})
+        alice.on("peer_track_defined", lambda sid, definition: ...)
+        alice.request_peer_track(bob_sid, "video-1")
+        await alice.events.wait_for("peer_track_identified")
+
+The media logic lives in :class:`squall.media.member.RoomMember` (shared with the
+simulator's fake peer); this class adds the signalling connection, the room
+lifecycle and RTCCafe's names. Signalling goes through
+:class:`~squall.client.webrtc.signalling.WireSignalling` until the reference
+client's asyncio driver lands; see docs/webrtc.md.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
+
+from aiortc import RTCIceServer
+from aiortc.mediastreams import MediaStreamTrack
+
+from squall.media.events import Events
+from squall.media.ice import rtc_configuration
+from squall.media.member import RemotePeer, RoomMember
+
+from .signalling import Frame, WireSignalling
+
+
+class WebRTCClient:
+    """A signalling client plus a WebRTC mesh: RTCCafeClient's methods and events."""
+
+    def __init__(
+        self,
+        urls: Sequence[str],
+        token: str,
+        *,
+        permanent_id: str | None = None,
+        ice_servers: Sequence[str | RTCIceServer] = (),
+        reconnect: bool = True,
+    ) -> None:
+        self.events = Events()
+        self.signalling = WireSignalling(urls, token, self._on_frame, reconnect=reconnect)
+        self.member = RoomMember(
+            self.signalling.send,
+            configuration=rtc_configuration(ice_servers),
+            permanent_id=permanent_id,
+            events=self.events,
+            name=token,
+        )
+        self.signalling.permanent_id = permanent_id
+        self.frames: list[Frame] = []  # every signalling frame received, for assertions
+
+    def _on_frame(self, frame: Frame) -> None:
+        self.frames.append(frame)
+        self.member.handle(frame)
+        if frame.get("type") == "authenticated":
+            self.events.emit("acquire_sid", frame["sid"])
+
+    # --- lifecycle ----------------------------------------------------------------------------
+
+    async def connect(self) -> str:
+        """Connect to the signalling server; returns the sid."""
+        frame = await self.signalling.connect()
+        return str(frame["sid"])
+
+    async def join_room(self, room: str) -> Frame:
+        if self.signalling.state == "setup":
+            await self.connect()
+        return await self.signalling.join(room, permanent_id=self.member.permanent_id)
+
+    async def leave_room(self, room: str) -> None:
+        await self.signalling.leave(room)
+        self.member.left_room()
+
+    async def reconnect(self) -> str:
+        """Drop the signalling connection as a network failure would and wait to be back.
+
+        WebRTC connections are peer to peer and stay up; the server gives this client a
+        new sid and its peers re-key it (``reassign_peer_sid``). Returns the new sid.
+        """
+        mark = self.events.mark()
+        old = self.sid
+        await self.signalling.drop()
+        await self.events.wait_for("joined", lambda sid, room: sid != old, since=mark)
+        return str(self.sid)
+
+    async def close(self) -> None:
+        """Close every peer connection, then the signalling connection."""
+        await self.member.close()
+        await self.signalling.close()
+
+    async def __aenter__(self) -> WebRTCClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    # --- RTCCafe's properties -----------------------------------------------------------------
+
+    @property
+    def sid(self) -> str | None:
+        return self.member.sid
+
+    @property
+    def permanent_id(self) -> str | None:
+        return self.member.permanent_id
+
+    @property
+    def state(self) -> str:
+        return self.signalling.state
+
+    @property
+    def connected_peers(self) -> list[str]:
+        return self.member.connected_peers
+
+    @property
+    def discovered_peers(self) -> list[str]:
+        return self.member.discovered_peers
+
+    def peer(self, sid: str) -> RemotePeer:
+        """The two peer connections and maps held for one peer (for assertions)."""
+        return self.member.peer(sid)
+
+    # --- RTCCafe's methods --------------------------------------------------------------------
+
+    def on(self, event: str, handler: Callable[..., Any]) -> None:
+        self.events.on(event, handler)
+
+    def off(self, event: str | None = None, handler: Callable[..., Any] | None = None) -> None:
+        self.events.off(event, handler)
+
+    def add_track(
+        self,
+        track: MediaStreamTrack,
+        description: dict[str, Any] | str | None = None,
+        *,
+        id: str | None = None,
+    ) -> str:
+        return self.member.add_track(track, description, id=id)
+
+    def remove_track(self, track_id: str) -> str | None:
+        return self.member.remove_track(track_id)
+
+    def get_tracks(self, id_filter: Iterable[str] | None = None) -> list[dict[str, Any]]:
+        return self.member.get_tracks(id_filter)
+
+    def get_peer_track_definitions(
+        self, sid_filter: Iterable[str] | None = None, id_filter: Iterable[str] | None = None
+    ) -> dict[str, dict[str, dict[str, Any]]]:
+        return self.member.get_peer_track_definitions(sid_filter, id_filter)
+
+    def get_peer_tracks(
+        self, sid_filter: Iterable[str] | None = None, id_filter: Iterable[str] | None = None
+    ) -> dict[str, dict[str, MediaStreamTrack]]:
+        return self.member.get_peer_tracks(sid_filter, id_filter)
+
+    def request_peer_track(self, sid: str, track_id: str) -> None:
+        self.member.request_peer_track(sid, track_id)
+
+    def remove_peer_track(self, sid: str, track_id: str) -> str | None:
+        return self.member.remove_peer_track(sid, track_id)
+
+    def send_message(self, message: Any, to: str | None = None) -> None:
+        self.member.send_message(message, to=to)
