@@ -111,6 +111,7 @@ class RemotePeer:
     tracks: dict[str, MediaStreamTrack] = field(default_factory=dict)
     identified_mids: dict[str, str] = field(default_factory=dict)  # inbound mid -> track id
     sending: dict[str, RTCRtpTransceiver] = field(default_factory=dict)
+    wanted: set[str] = field(default_factory=set)  # track ids to send; applied by negotiation
     signalling_detached: bool = False
     connected: bool = False
     closed: bool = False
@@ -355,7 +356,7 @@ class RoomMember:
     def _on_track_requested(self, frame: Frame) -> None:
         peer = self.peers.get(frame["from"])
         local = self.local.get(frame["track_id"])
-        if peer is None or local is None or local.id in peer.sending:
+        if peer is None or local is None or local.id in peer.wanted:
             return
         self._start_sending(peer, local)
 
@@ -473,34 +474,48 @@ class RoomMember:
     # --- media out ----------------------------------------------------------------------------
 
     def _start_sending(self, peer: RemotePeer, local: LocalTrack) -> None:
-        proxy = self.relay.subscribe(local.track)
-        used = set(peer.sending.values())
-        idle = next(
-            (
-                t
-                for t in peer.outbound.getTransceivers()
-                if t.kind == local.kind and t not in used and t.sender.track is None
-            ),
-            None,
-        )
-        if idle is not None:  # reuse an m-line freed by a removed track
-            idle.sender.replaceTrack(proxy)
-            idle.direction = "sendonly"
-            peer.sending[local.id] = idle
-        else:
-            peer.sending[local.id] = peer.outbound.addTransceiver(proxy, direction="sendonly")
+        peer.wanted.add(local.id)
         self._negotiate(peer)
 
     def _stop_sending(self, peer: RemotePeer, track_id: str) -> None:
-        transceiver = peer.sending.pop(track_id, None)
-        if transceiver is None:
-            return
-        proxy = transceiver.sender.track
-        transceiver.sender.replaceTrack(None)
-        transceiver.direction = "inactive"
-        if proxy is not None:
-            proxy.stop()
-        self._negotiate(peer)
+        if track_id in peer.wanted or track_id in peer.sending:
+            peer.wanted.discard(track_id)
+            self._negotiate(peer)
+
+    def _apply_wanted(self, peer: RemotePeer) -> None:
+        """Attach and detach tracks to match ``peer.wanted``; only between negotiations.
+
+        aiortc must not be changed while an offer is being created or gathered: a
+        transceiver added then never gets a transport that connects.
+        """
+        for track_id in [t for t in peer.sending if t not in peer.wanted]:
+            transceiver = peer.sending.pop(track_id)
+            proxy = transceiver.sender.track
+            transceiver.sender.replaceTrack(None)
+            transceiver.direction = "inactive"
+            if proxy is not None:
+                proxy.stop()
+        for track_id in [t for t in peer.wanted if t not in peer.sending]:
+            local = self.local.get(track_id)
+            if local is None:
+                peer.wanted.discard(track_id)
+                continue
+            proxy = self.relay.subscribe(local.track)
+            used = set(peer.sending.values())
+            idle = next(
+                (
+                    t
+                    for t in peer.outbound.getTransceivers()
+                    if t.kind == local.kind and t not in used and t.sender.track is None
+                ),
+                None,
+            )
+            if idle is not None:  # reuse an m-line freed by a removed track
+                idle.sender.replaceTrack(proxy)
+                idle.direction = "sendonly"
+                peer.sending[track_id] = idle
+            else:
+                peer.sending[track_id] = peer.outbound.addTransceiver(proxy, direction="sendonly")
 
     def _negotiate(self, peer: RemotePeer) -> None:
         """(Re)negotiate the outbound connection; calls while one is in flight coalesce."""
@@ -513,7 +528,12 @@ class RoomMember:
         pc = peer.outbound
         try:
             while peer.dirty and not peer.closed:
+                if pc.remoteDescription is not None:
+                    # aiortc starts senders only on the __connect() that sees DTLS connected;
+                    # a renegotiation during the first handshake would leave them unstarted.
+                    await _until_connected(pc)
                 peer.dirty = False
+                self._apply_wanted(peer)
                 await pc.setLocalDescription(await pc.createOffer())
                 tracks = {t.mid: tid for tid, t in peer.sending.items() if t.mid is not None}
                 peer.offers += 1
@@ -529,7 +549,7 @@ class RoomMember:
                 await pc.setRemoteDescription(
                     RTCSessionDescription(sdp=answer["sdp"], type="answer")
                 )
-        except (asyncio.CancelledError, TimeoutError) as exc:
+        except (asyncio.CancelledError, TimeoutError, ConnectionError) as exc:
             if not peer.closed:
                 log.warning("%s: negotiation with %s stopped: %r", self.name, peer.sid, exc)
                 self.events.emit("negotiation_failed", peer.sid, repr(exc))
@@ -543,6 +563,8 @@ class RoomMember:
             if peer.closed:
                 return
             pc = self._inbound(peer)
+            if pc.remoteDescription is not None:
+                await _until_connected(pc)  # see _negotiation_loop: the same race on receivers
             await pc.setRemoteDescription(RTCSessionDescription(sdp=data["sdp"], type="offer"))
             await pc.setLocalDescription(await pc.createAnswer())
             self._signal(peer.sid, "answer", {"type": "answer", "sdp": pc.localDescription.sdp})
@@ -629,6 +651,27 @@ class RoomMember:
         while self._tasks:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
         ice.release()
+
+
+async def _until_connected(pc: RTCPeerConnection, timeout: float = ANSWER_TIMEOUT) -> None:
+    """Wait for ``connectionState == "connected"``; raise if it fails or closes first."""
+    if pc.connectionState == "connected":
+        return
+    done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+    def check() -> None:
+        if done.done():
+            return
+        if pc.connectionState == "connected":
+            done.set_result(None)
+        elif pc.connectionState in ("failed", "closed"):
+            done.set_exception(ConnectionError(f"peer connection {pc.connectionState}"))
+
+    pc.on("connectionstatechange", check)
+    try:
+        await asyncio.wait_for(done, timeout)
+    finally:
+        pc.remove_listener("connectionstatechange", check)
 
 
 def _set(values: Iterable[str] | None) -> set[str] | None:
