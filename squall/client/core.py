@@ -744,6 +744,11 @@ class ClientCore:
         self._set_timer("ping", now + self._interval())
 
     def _ping_tick(self, now: float) -> None:
+        if self._outstanding_ping is not None:  # its pong deadline is now too: judge it first
+            self._cancel_timer("pong")
+            self._pong_missed(now)
+            if not self.ready:
+                return
         interval = self._interval()
         self._ping_id += 1
         self._outstanding_ping = self._ping_id
