@@ -464,8 +464,10 @@ class RoomMember:
         self.events.emit("peer_track_defined", peer.sid, dict(definition))
 
     def _forget_peer_track(self, peer: RemotePeer, track_id: str) -> None:
-        if peer.tracks.pop(track_id, None) is None:
+        track = peer.tracks.pop(track_id, None)
+        if track is None:
             return
+        track.stop()  # its reader sees the track end
         for mid, tid in list(peer.identified_mids.items()):
             if tid == track_id:
                 del peer.identified_mids[mid]
@@ -500,22 +502,11 @@ class RoomMember:
             if local is None:
                 peer.wanted.discard(track_id)
                 continue
+            # Always a new m-line: reusing an inactive one restarts the RTP timestamps
+            # (the new track's pts start at 0) and aiortc's jitter buffer drops every
+            # packet that seems older than the last one it saw.
             proxy = self.relay.subscribe(local.track)
-            used = set(peer.sending.values())
-            idle = next(
-                (
-                    t
-                    for t in peer.outbound.getTransceivers()
-                    if t.kind == local.kind and t not in used and t.sender.track is None
-                ),
-                None,
-            )
-            if idle is not None:  # reuse an m-line freed by a removed track
-                idle.sender.replaceTrack(proxy)
-                idle.direction = "sendonly"
-                peer.sending[track_id] = idle
-            else:
-                peer.sending[track_id] = peer.outbound.addTransceiver(proxy, direction="sendonly")
+            peer.sending[track_id] = peer.outbound.addTransceiver(proxy, direction="sendonly")
 
     def _negotiate(self, peer: RemotePeer) -> None:
         """(Re)negotiate the outbound connection; calls while one is in flight coalesce."""
@@ -581,6 +572,9 @@ class RoomMember:
             if track is None or peer.identified_mids.get(mid) == track_id:
                 continue
             peer.identified_mids[mid] = track_id
+            # A fresh proxy per identification: the receiver (and its RemoteStreamTrack) is
+            # reused when a later track takes over a freed m-line, the proxy is not.
+            track = self.relay.subscribe(track)
             peer.tracks[track_id] = track
             self.events.emit("peer_track_identified", peer.sid, track_id, track)
 
