@@ -611,7 +611,9 @@ class ClientCore:
         if missing:
             wire = self._ticket()
             self._send(m.Subscribe(id=wire, topics=missing))
-            self._requests[wire] = Request("resubscribe", waiting, topics=tuple(missing))
+            again = bool(self._ever_confirmed.intersection(missing))
+            kind = "resubscribe" if again else "subscribe"
+            self._requests[wire] = Request(kind, waiting, topics=tuple(missing))
         else:
             for ticket in waiting:
                 self._out.append(Resolve(ticket, sorted(server_topics)))
