@@ -135,12 +135,14 @@ class RoomMember:
         permanent_id: str | None = None,
         events: Events | None = None,
         name: str = "member",
+        redefine_on_join: bool = True,
     ) -> None:
         self._send = send
         self.configuration = configuration or ice.rtc_configuration()
         self.permanent_id = permanent_id
         self.events = events or Events()
         self.name = name
+        self.redefine_on_join = redefine_on_join
         self.sid: str | None = None
         self.room: str | None = None
         self.local: dict[str, LocalTrack] = {}
@@ -269,9 +271,12 @@ class RoomMember:
             handler(frame)
 
     def _on_joined(self, frame: Frame) -> None:
+        first = self.room != frame["room"]
         self.sid, self.room = frame["sid"], frame["room"]
         self.permanent_id = frame.get("permanent_id", self.permanent_id)
-        for local in self.local.values():  # the server forgot them with our old connection
+        for local in self.local.values() if first or self.redefine_on_join else ():
+            # tracks added before joining; after a rejoin, the server forgot them with our
+            # old connection (§8) unless the signalling client defines them again itself
             self._send({"type": "track_define", "room": self.room, "track": local.definition()})
         for info in frame.get("peers", []):
             peer = self._known(info["sid"], info["permanent_id"])

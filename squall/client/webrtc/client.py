@@ -11,24 +11,28 @@
 
 The media logic lives in :class:`squall.media.member.RoomMember` (shared with the
 simulator's fake peer); this class adds the signalling connection, the room
-lifecycle and RTCCafe's names. Signalling goes through
-:class:`~squall.client.webrtc.signalling.WireSignalling` until the reference
-client's asyncio driver lands; see docs/webrtc.md.
+lifecycle and RTCCafe's names. Signalling goes through the reference client,
+:class:`~squall.client.StreamingClient` (``signalling="streaming"``, the default:
+reconnects, backoff, recovery, rejoin with ``prev_sid``), or through the thin
+:class:`~squall.client.webrtc.signalling.WireSignalling` (``signalling="wire"``);
+see docs/webrtc.md.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any
+from typing import Any, Literal
 
 from aiortc import RTCIceServer
 from aiortc.mediastreams import MediaStreamTrack
 
+from squall.client.streaming import StreamingClient
 from squall.media.events import Events
 from squall.media.ice import rtc_configuration
 from squall.media.member import RemotePeer, RoomMember
 
 from .signalling import Frame, WireSignalling
+from .streaming import StreamingSignalling
 
 
 class WebRTCClient:
@@ -41,19 +45,34 @@ class WebRTCClient:
         *,
         permanent_id: str | None = None,
         ice_servers: Sequence[str | RTCIceServer] = (),
-        reconnect: bool = True,
+        signalling: Literal["streaming", "wire"] = "streaming",
+        **client_settings: Any,
     ) -> None:
         self.events = Events()
-        self.signalling = WireSignalling(urls, token, self._on_frame, reconnect=reconnect)
+        self.frames: list[Frame] = []  # every signalling frame received, for assertions
+        self.client: StreamingClient | None = None
+        self.wire: WireSignalling | None = None
+        if signalling == "streaming":
+            settings = {"immediate_first_retry": True, **client_settings}
+            if permanent_id is not None:
+                settings["permanent_id"] = permanent_id
+            self.client = StreamingClient(list(urls), token=token, **settings)
+            send = StreamingSignalling(self.client, self._on_frame).send
+        elif signalling == "wire":
+            self.wire = WireSignalling(urls, token, self._on_frame, **client_settings)
+            self.wire.permanent_id = permanent_id
+            send = self.wire.send
+        else:
+            raise ValueError(f"signalling must be 'streaming' or 'wire', got {signalling!r}")
         self.member = RoomMember(
-            self.signalling.send,
+            send,
             configuration=rtc_configuration(ice_servers),
             permanent_id=permanent_id,
             events=self.events,
             name=token,
+            # the reference client defines the room's tracks again on every joined (§8)
+            redefine_on_join=self.client is None,
         )
-        self.signalling.permanent_id = permanent_id
-        self.frames: list[Frame] = []  # every signalling frame received, for assertions
 
     def _on_frame(self, frame: Frame) -> None:
         self.frames.append(frame)
@@ -65,34 +84,53 @@ class WebRTCClient:
 
     async def connect(self) -> str:
         """Connect to the signalling server; returns the sid."""
-        frame = await self.signalling.connect()
+        if self.client is not None:
+            await self.client.connect()
+            return str(self.client.sid)
+        assert self.wire is not None
+        frame = await self.wire.connect()
         return str(frame["sid"])
 
-    async def join_room(self, room: str) -> Frame:
-        if self.signalling.state == "setup":
-            await self.connect()
-        return await self.signalling.join(room, permanent_id=self.member.permanent_id)
+    async def join_room(self, room: str) -> Any:
+        if self.client is not None:
+            await self.client.connect()
+            return await self.client.join_room(room, permanent_id=self.member.permanent_id)
+        assert self.wire is not None
+        if self.wire.state == "setup":
+            await self.wire.connect()
+        return await self.wire.join(room, permanent_id=self.member.permanent_id)
 
     async def leave_room(self, room: str) -> None:
-        await self.signalling.leave(room)
+        if self.client is not None:
+            await self.client.leave_room(room)
+        else:
+            assert self.wire is not None
+            await self.wire.leave(room)
         self.member.left_room()
 
     async def reconnect(self) -> str:
-        """Drop the signalling connection as a network failure would and wait to be back.
+        """Drop the signalling connection and wait to be back in the room; the new sid.
 
         WebRTC connections are peer to peer and stay up; the server gives this client a
-        new sid and its peers re-key it (``reassign_peer_sid``). Returns the new sid.
+        new sid and its peers re-key it (``reassign_peer_sid``).
         """
         mark = self.events.mark()
         old = self.sid
-        await self.signalling.drop()
+        if self.client is not None:
+            await self.client.reconnect()
+        else:
+            assert self.wire is not None
+            await self.wire.drop()
         await self.events.wait_for("joined", lambda sid, room: sid != old, since=mark)
         return str(self.sid)
 
     async def close(self) -> None:
         """Close every peer connection, then the signalling connection."""
         await self.member.close()
-        await self.signalling.close()
+        if self.client is not None:
+            await self.client.disconnect()
+        if self.wire is not None:
+            await self.wire.close()
 
     async def __aenter__(self) -> WebRTCClient:
         return self
@@ -112,7 +150,10 @@ class WebRTCClient:
 
     @property
     def state(self) -> str:
-        return self.signalling.state
+        if self.client is not None:
+            return str(self.client.status.value)
+        assert self.wire is not None
+        return self.wire.state
 
     @property
     def connected_peers(self) -> list[str]:
