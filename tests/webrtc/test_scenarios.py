@@ -305,3 +305,40 @@ async def _until(predicate, timeout: float = DEADLINE) -> None:
         if loop.time() > end:
             raise TimeoutError("condition not reached")
         await asyncio.sleep(0.01)
+
+
+async def test_remove_peer_track_stops_the_sender(make_client) -> None:
+    """webrtc.remove_peer_track: the receiver drops a track; the owner stops sending it."""
+    alice = await make_client("alice", room="lobby")
+    bob = await make_client("bob", room="lobby")
+    alice.add_track(IndexedVideoTrack(), "cam", id="cam")
+    probe = await receive(bob, await defined(bob, "cam"), "cam")
+    await probe.frames_at_least(5, timeout=DEADLINE)
+    await connected(alice, bob)
+    assert bob.remove_peer_track(alice.sid, "cam") == "cam"
+    assert bob.remove_peer_track(alice.sid, "cam") is None
+    assert bob.events.of("peer_track_removed") == [(alice.sid, "cam")]
+    [transceiver] = alice.peer(bob.sid).outbound.getTransceivers()
+    await _until(lambda: transceiver.currentDirection == "inactive")
+    assert (await probe.stop()).ended
+    assert list(bob.get_peer_track_definitions()[alice.sid]) == ["cam"]  # still requestable
+
+
+async def test_fake_peer_reconnects_and_its_media_keeps_flowing(sim, make_client) -> None:
+    """webrtc.fake_reconnect: the fake peer drops its signalling; the client re-keys it."""
+    alice = await make_client("alice", room="lobby")
+    bob = await FakePeer.join(sim, "bob", room="lobby", audio=False)
+    try:
+        old = await defined(alice, "video")
+        probe = await receive(alice, old, "video")
+        await probe.frames_at_least(5, timeout=DEADLINE)
+        mark = alice.events.mark()
+        new = await bob.reconnect()
+        ev = await alice.events.wait_for("reassign_peer_sid", since=mark, timeout=DEADLINE)
+        assert ev.args == (old, new)
+        report = await probe.frames_at_least(probe.frames + 15, timeout=DEADLINE)
+        await probe.stop()
+        assert report.in_order_share == 1.0 and report.missing == 0, report
+        assert [e for e in alice.events.names(mark) if "track" in e] == []
+    finally:
+        await bob.close()
