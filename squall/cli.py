@@ -11,6 +11,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("squall.simulator.demo", "start the simulator and run a smoke session against it"),
     "serve": ("squall.simulator.serve", "run the simulator as a stand-in backend"),
     "proxy": ("squall.faults.cli", "run the Toxiproxy-compatible fault proxy"),
+    "run": ("squall.conformance.run", "run YAML scenarios against a client under test"),
+    "validate": ("squall.conformance.validate", "check scenario files; nothing runs"),
 }
 
 

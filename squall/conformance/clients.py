@@ -1,0 +1,204 @@
+"""The client under test, as a subprocess speaking the driver protocol (docs/driver.md).
+
+The runner reaches every client, the reference one included, only through
+this: JSON-line commands on the process's stdin, events and replies on its
+stdout. A :class:`ClientSpec` string says which program:
+
+- ``reference`` (the default): ``python -m squall.client.driver``;
+- ``reference --no-resubscribe``: the same with extra flags (the broken variants);
+- anything else: a command line, with ``{timescale}`` and ``{seed}`` substituted
+  (both are also in the environment as ``SQUALL_TIMESCALE`` / ``SQUALL_SEED``).
+
+I/O runs on two daemon threads per process (``Popen``, not asyncio
+subprocesses), and lines are handed to the event loop with
+``call_soon_threadsafe``: that keeps one process independent of any one loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import itertools
+import json
+import os
+import shlex
+import subprocess
+import sys
+import threading
+from collections.abc import Callable
+from typing import Any
+
+REFERENCE = "reference"
+
+Sink = Callable[[dict[str, Any]], None]
+
+
+def command_line(spec: str, *, timescale: float, seed: int) -> list[str]:
+    """The argv for a client spec (see the module docstring)."""
+    spec = spec.strip() or REFERENCE
+    words = shlex.split(spec)
+    if words[0] == REFERENCE:
+        return [
+            sys.executable,
+            "-m",
+            "squall.client.driver",
+            "--timescale",
+            repr(timescale),
+            "--seed",
+            str(seed),
+            *words[1:],
+        ]
+    return [w.replace("{timescale}", repr(timescale)).replace("{seed}", str(seed)) for w in words]
+
+
+def client_label(spec: str) -> str:
+    """A short name for reports: ``reference``, ``reference --no-resubscribe``, ``node drv.js``."""
+    return " ".join(shlex.split(spec.strip() or REFERENCE))
+
+
+class DriverError(Exception):
+    """The client process cannot be driven: it did not start, exited, or broke the protocol."""
+
+
+class DriverProcess:
+    """One client under test. ``sink`` receives every event and reply (on the loop)."""
+
+    def __init__(self, argv: list[str], sink: Sink, *, env: dict[str, str] | None = None) -> None:
+        self.argv = argv
+        self.sink = sink
+        self.env = env or {}
+        self.proc: subprocess.Popen[str] | None = None
+        self.commands: list[str] = []
+        self.stderr: collections.deque[str] = collections.deque(maxlen=40)
+        self.exited: asyncio.Future[int] | None = None
+        self._ready: asyncio.Future[list[str]] | None = None
+        self._replies: dict[int, asyncio.Future[dict[str, Any]]] = {}
+        self._ids = itertools.count(1)
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._write_lock = threading.Lock()
+        self.noise: list[str] = []
+
+    async def start(self, timeout: float = 20.0) -> list[str]:
+        """Spawn and wait for ``driver_ready``; returns the commands the client implements."""
+        loop = asyncio.get_running_loop()
+        self._loop = loop
+        self._ready = loop.create_future()
+        self.exited = loop.create_future()
+        env = {**os.environ, "PYTHONUNBUFFERED": "1", **self.env}
+        try:
+            self.proc = subprocess.Popen(
+                self.argv,
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+                encoding="utf-8",
+                bufsize=1,
+                env=env,
+            )
+        except OSError as exc:
+            raise DriverError(f"cannot start client {shlex.join(self.argv)}: {exc}") from exc
+        threading.Thread(target=self._pump_stdout, daemon=True, name="driver-out").start()
+        threading.Thread(target=self._pump_stderr, daemon=True, name="driver-err").start()
+        await asyncio.wait(
+            {self._ready, self.exited}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
+        )
+        if self._ready.done():
+            self.commands = self._ready.result()
+            return self.commands
+        await self.stop()
+        why = "exited" if self.exited.done() else f"sent no driver_ready within {timeout:g}s"
+        raise DriverError(f"client {shlex.join(self.argv)} {why}: {self.stderr_tail()}")
+
+    def stderr_tail(self, lines: int = 8) -> str:
+        tail = list(self.stderr)[-lines:]
+        return " | ".join(tail) if tail else "(no stderr)"
+
+    def _pump_stdout(self) -> None:
+        assert self.proc is not None and self.proc.stdout is not None and self._loop is not None
+        for line in self.proc.stdout:
+            self._call(self._deliver, line)
+        code = self.proc.wait()
+        self._call(self._exit, code)
+
+    def _pump_stderr(self) -> None:
+        assert self.proc is not None and self.proc.stderr is not None
+        for line in self.proc.stderr:
+            self.stderr.append(line.rstrip())
+
+    def _call(self, fn: Callable[..., None], *args: Any) -> None:
+        loop = self._loop
+        if loop is not None and not loop.is_closed():
+            # the loop may close between the check and the call
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(fn, *args)
+
+    def _exit(self, code: int) -> None:
+        if self.exited is not None and not self.exited.done():
+            self.exited.set_result(code)
+        for fut in self._replies.values():
+            if not fut.done():
+                fut.set_exception(DriverError(f"client exited ({code}): {self.stderr_tail()}"))
+        self._replies.clear()
+
+    def _deliver(self, line: str) -> None:
+        try:
+            obj = json.loads(line)
+        except ValueError:
+            if line.strip():
+                self.noise.append(line.rstrip())
+            return
+        if not isinstance(obj, dict):
+            self.noise.append(line.rstrip())
+            return
+        if obj.get("event") == "driver_ready" and self._ready is not None:
+            if not self._ready.done():
+                data = obj.get("data") or {}
+                self._ready.set_result(list(data.get("commands") or []))
+            return
+        if "reply" in obj:
+            fut = self._replies.pop(obj["reply"], None) if obj["reply"] is not None else None
+            if fut is not None and not fut.done():
+                fut.set_result(obj)
+        self.sink(obj)
+
+    def send(self, cmd: str, args: dict[str, Any] | None = None) -> tuple[int, asyncio.Future[Any]]:
+        """Write one command; returns its id and the future of its reply line."""
+        if self.proc is None or self.proc.stdin is None or self._loop is None:
+            raise DriverError("client not started")
+        if self.exited is not None and self.exited.done():
+            raise DriverError(f"client has exited ({self.exited.result()}): {self.stderr_tail()}")
+        ref = next(self._ids)
+        fut: asyncio.Future[Any] = self._loop.create_future()
+        self._replies[ref] = fut
+        line = json.dumps({"id": ref, "cmd": cmd, "args": args or {}}, default=str)
+        try:
+            with self._write_lock:
+                self.proc.stdin.write(line + "\n")
+                self.proc.stdin.flush()
+        except (OSError, ValueError) as exc:
+            self._replies.pop(ref, None)
+            raise DriverError(f"cannot write to client: {exc}; {self.stderr_tail()}") from exc
+        return ref, fut
+
+    async def stop(self, timeout: float = 5.0) -> int | None:
+        """``quit``, close stdin, wait; kill if it lingers. Always leaves no process behind."""
+        proc = self.proc
+        if proc is None:
+            return None
+        if proc.poll() is None:
+            try:
+                with self._write_lock:
+                    assert proc.stdin is not None
+                    proc.stdin.write(json.dumps({"id": 0, "cmd": "quit"}) + "\n")
+                    proc.stdin.flush()
+                    proc.stdin.close()
+            except (OSError, ValueError):
+                pass
+        loop = asyncio.get_running_loop()
+        try:
+            return await asyncio.wait_for(loop.run_in_executor(None, proc.wait), timeout)
+        except TimeoutError:
+            proc.kill()
+            return await loop.run_in_executor(None, proc.wait)

@@ -1,0 +1,545 @@
+"""The scenario language: pydantic models, ``extra="forbid"`` everywhere, one closed set of steps.
+
+A scenario file is a mapping (:class:`Scenario`); its ``steps`` are a list of
+one-key mappings, the key naming the step (``client.connect``, ``server.publish``,
+``network.toxic``, ``wait``, ``expect.event``, ...) and the value its arguments.
+Server steps are generated from the simulator's control plane
+(:data:`squall.simulator.OPERATIONS`), so a scenario can do exactly what the
+Python and HTTP faces can, through the same implementation.
+
+``schemas/scenario.schema.json`` is :func:`scenario_json_schema`'s output,
+committed and kept equal by a test, so editors autocomplete.
+
+Durations are protocol seconds: a number, or a string ``"500ms"``, ``"30s"``,
+``"10m"``, ``"1h"``. The scenario's ``timescale`` decides how long they take.
+"""
+
+from __future__ import annotations
+
+import inspect
+import re
+import typing
+from typing import Annotated, Any, ClassVar, Literal
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Discriminator,
+    Field,
+    GetJsonSchemaHandler,
+    Tag,
+    create_model,
+    model_validator,
+)
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import PydanticCustomError, core_schema
+
+from squall.faults import TOXICS
+from squall.simulator import OPERATIONS
+from squall.simulator.server import Simulator
+
+# --- scalars ---------------------------------------------------------------------------------
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|min|h)?\s*$")
+_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "min": 60.0, "h": 3600.0, None: 1.0}
+
+
+def parse_duration(value: Any) -> Any:
+    """``"500ms"`` -> 0.5, ``"10m"`` -> 600.0, numbers unchanged; anything else is left to fail."""
+    if isinstance(value, str):
+        match = _DURATION.match(value)
+        if not match:
+            raise PydanticCustomError(
+                "duration",
+                "expected a duration like 500ms, 30s, 10m or a number of seconds, got {value}",
+                {"value": repr(value)},
+            )
+        return float(match.group(1)) * _UNITS[match.group(2)]
+    return value
+
+
+DURATION_SCHEMA: dict[str, Any] = {
+    "anyOf": [
+        {"type": "number", "minimum": 0},
+        {"type": "string", "pattern": r"^\s*\d+(\.\d+)?\s*(ms|s|m|min|h)?\s*$"},
+    ],
+}
+
+Name = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_-]*$", max_length=64)]
+ScenarioId = Annotated[str, Field(pattern=r"^[a-z0-9_-]+(\.[a-z0-9_-]+)+$")]
+DurationField = Annotated[float, BeforeValidator(parse_duration), Field(ge=0)]
+"""Protocol seconds; the JSON Schema accepts a number or a duration string."""
+
+
+class Model(BaseModel):
+    """Base of every scenario model: unknown keys are an error, never ignored."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    @classmethod
+    def __get_pydantic_json_schema__(
+        cls, schema: core_schema.CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        out = handler(schema)
+        out = handler.resolve_ref_schema(out)
+        # Durations: a number or "30s" (pydantic only knows the float after parsing).
+        for name, field in cls.model_fields.items():
+            if any(
+                isinstance(m, BeforeValidator) and m.func is parse_duration for m in field.metadata
+            ):
+                key = field.alias or name
+                prop = out.get("properties", {}).get(key)
+                if prop is not None:
+                    extra = {k: v for k, v in prop.items() if k in ("title", "description")}
+                    default = {"default": prop["default"]} if "default" in prop else {}
+                    if "anyOf" in prop and {"type": "null"} in prop["anyOf"]:
+                        prop.clear()
+                        prop.update({"anyOf": [*DURATION_SCHEMA["anyOf"], {"type": "null"}]})
+                    else:
+                        prop.clear()
+                        prop.update(DURATION_SCHEMA)
+                    prop.update(extra | default)
+        return out
+
+
+def _is_duration(annotation: Any) -> bool:
+    return annotation in (float, float | None)
+
+
+# --- the scenario header -------------------------------------------------------------------
+
+
+class ClientSpec(Model):
+    """One named client under test: its credentials and where it connects."""
+
+    token: str | None = Field(
+        None, description="token presented on connect; the simulator's user is the token itself"
+    )
+    jwt: str | None = Field(None, description="guest JWT instead of a token")
+    user: str | None = Field(
+        None, description="the server-side user this client is (default: its token)"
+    )
+    via: Literal["direct", "proxy"] = Field(
+        "direct", description="connect to the simulator directly or through the scenario proxy"
+    )
+    urls: list[str] | None = Field(
+        None,
+        description="failover list of endpoint names: server, server2, server3, proxy, dead "
+        "(a port nobody listens on); overrides via",
+    )
+    policy: dict[str, Any] = Field(
+        default_factory=dict,
+        description="client settings passed through the driver's configure command",
+    )
+    autoconnect: bool = Field(False, description="connect before the first step")
+
+
+class NetworkSpec(Model):
+    """The network between clients and server: a fault proxy in front of the first endpoint."""
+
+    proxy: bool = Field(False, description="put a fault proxy named 'main' in front of 'server'")
+    endpoints: int = Field(1, ge=1, le=5, description="simulator endpoints (server, server2, ...)")
+
+
+class ServerSpec(Model):
+    """Server policy at start (the control plane's ``configure``) and accepted tokens."""
+
+    config: dict[str, Any] = Field(default_factory=dict)
+    tokens: dict[str, str] | None = Field(
+        None, description="token -> user; absent means any token is accepted as its own user"
+    )
+
+
+class Scenario(Model):
+    """One scenario: a dotted id, what it checks, who takes part, and its steps."""
+
+    schema_: str | None = Field(None, alias="$schema", description="editor schema hint")
+    id: ScenarioId = Field(description="dotted id, selectable by glob (drain.*)")
+    title: str = Field(min_length=1)
+    description: str = ""
+    tags: list[str] = Field(default_factory=list)
+    spec: list[str] = Field(
+        default_factory=list, description="references: docs/protocol.md sections, seed rules"
+    )
+    timescale: float = Field(0.01, gt=0, description="real seconds per protocol second")
+    seed: int = Field(0, description="seeds faker payloads, client jitter and the proxy")
+    informational: bool = Field(
+        False, description="the outcome is reported, never judged (INFORMATIONAL)"
+    )
+    requires: list[str] = Field(
+        default_factory=list,
+        description="driver commands the client must implement, else UNIMPLEMENTED",
+    )
+    clients: dict[Name, ClientSpec] = Field(min_length=1)
+    server: ServerSpec = Field(default_factory=ServerSpec)
+    network: NetworkSpec = Field(default_factory=NetworkSpec)
+    vars: dict[str, Any] = Field(default_factory=dict, description="initial variables")
+    steps: list[Step] = Field(min_length=1)
+
+
+# --- steps -----------------------------------------------------------------------------------
+
+
+class Args(Model):
+    """Arguments of one step. ``_shorthand`` names the field a bare scalar fills."""
+
+    _shorthand: ClassVar[str | None] = None
+
+    @classmethod
+    def _shorthand_key(cls) -> str | None:
+        if not cls._shorthand:
+            return None
+        field = cls.model_fields[cls._shorthand]
+        return field.alias or cls._shorthand
+
+    @model_validator(mode="before")
+    @classmethod
+    def _scalar(cls, value: Any) -> Any:
+        key = cls._shorthand_key()
+        if key and not isinstance(value, dict):
+            return {key: value}
+        return value
+
+    @classmethod
+    def __get_pydantic_json_schema__(
+        cls, schema: core_schema.CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        out = super().__get_pydantic_json_schema__(schema, handler)
+        key = cls._shorthand_key()
+        if key:
+            prop = out.get("properties", {}).get(key, {})
+            short = {k: v for k, v in prop.items() if k not in ("title", "description")}
+            body = {k: v for k, v in out.items()}
+            out.clear()
+            out.update({"anyOf": [short or {"type": "string"}, body]})
+            for key in ("title", "description"):
+                if key in body:
+                    out[key] = body.pop(key)
+        return out
+
+
+class Severity(Model):
+    """Mixed into expectations: how a miss counts."""
+
+    level: Literal["strict", "non-strict", "informational"] = Field(
+        "strict",
+        description="strict: a miss is FAILED; non-strict: NON-STRICT; informational: noted only",
+    )
+
+
+class ClientArgs(Args):
+    _shorthand: ClassVar[str | None] = "client"
+    client: Name
+    wait: bool = Field(False, description="wait for the driver's reply before the next step")
+    as_: Name | None = Field(None, alias="as", description="store the reply's result in this var")
+    expect_error: bool | str | None = Field(
+        None, description="with wait: the reply must be an error (matching this regex)"
+    )
+
+
+class Connect(ClientArgs):
+    token: str | None = Field(None, description="override the client's token for this connect")
+    urls: list[str] | None = None
+
+
+class Topics(ClientArgs):
+    _shorthand: ClassVar[str | None] = None
+    topics: list[str] = Field(min_length=1)
+
+
+class CallArgs(ClientArgs):
+    _shorthand: ClassVar[str | None] = None
+    method: str = Field(min_length=1)
+    params: Any = None
+    timeout: DurationField | None = None
+    no_reply: bool = False
+
+
+class AnswerDrain(ClientArgs):
+    _shorthand: ClassVar[str | None] = None
+    with_: Literal["pending", "done", "none"] = Field(alias="with")
+
+
+class Room(ClientArgs):
+    _shorthand: ClassVar[str | None] = None
+    room: str = Field(min_length=1)
+    permanent_id: str | None = None
+
+
+class SendMessage(ClientArgs):
+    _shorthand: ClassVar[str | None] = None
+    message: Any = None
+    to: str | None = Field(None, description="peer sid, or absent for every peer")
+    room: str | None = None
+
+
+class SendSignal(ClientArgs):
+    _shorthand: ClassVar[str | None] = None
+    room: str
+    kind: Literal["offer", "answer", "candidate", "message", "bye"]
+    data: Any = None
+    to: str | None = None
+
+
+class ConfigureClient(ClientArgs):
+    _shorthand: ClassVar[str | None] = None
+    policy: dict[str, Any]
+
+
+class Command(ClientArgs):
+    """Any driver command by name: for clients with commands beyond the standard set."""
+
+    _shorthand: ClassVar[str | None] = None
+    cmd: str
+    args: dict[str, Any] = Field(default_factory=dict)
+
+
+class Wait(Args):
+    _shorthand: ClassVar[str | None] = "for_"
+    for_: DurationField = Field(alias="for")
+
+
+class SetVars(Args):
+    """Set variables (values may use ``${...}`` and faker)."""
+
+    model_config = ConfigDict(extra="allow")
+
+
+class Within(Severity):
+    within: DurationField = Field(2.0, description="deadline in protocol seconds")
+
+
+class ExpectEvent(Args, Within):
+    """A client event happened (after the last one matched for that client), matching ``data``."""
+
+    client: Name
+    event: str
+    data: dict[str, Any] | None = Field(None, description="partial match on the event's data")
+    count: int = Field(1, ge=1, description="this many matching events")
+    capture: dict[str, str] = Field(
+        default_factory=dict, description="var -> dotted path into the event (data.sid)"
+    )
+    anywhere: bool = Field(
+        False, description="search from the client's first event, not its cursor"
+    )
+
+
+class ExpectNoEvent(Args, Severity):
+    """No matching client event for a duration (from the client's cursor on)."""
+
+    client: Name
+    event: str
+    data: dict[str, Any] | None = None
+    for_: DurationField = Field(alias="for")
+
+
+class ExpectReply(Args, Within):
+    """The reply to a command stored with ``as`` (or the client's last one) was ok / an error."""
+
+    client: Name
+    reply: Name | None = Field(None, description="the 'as' name of the command")
+    ok: bool = True
+    result: Any = Field(None, description="partial match on the result")
+    error: str | None = Field(None, description="regex the error must match")
+
+
+SessionState = Literal["open", "detached", "expired", "absent"]
+
+
+class ExpectServer(Args, Within):
+    """The simulator's state, polled until it matches or the deadline passes."""
+
+    sessions: dict[str, SessionState] | None = Field(None, description="client -> session state")
+    subscriptions: dict[str, list[str]] | None = Field(
+        None, description="client -> exact set of subscribed topics"
+    )
+    session: dict[str, dict[str, Any]] | None = Field(
+        None, description="client -> partial match on the session view (seq, lost, connections)"
+    )
+    rooms: dict[str, list[str]] | None = Field(None, description="room -> clients in it")
+
+
+class ExpectTranscript(Args, Within):
+    """A pattern of transcript records, in order, each a partial match (src, kind, type, ...)."""
+
+    pattern: list[dict[str, Any]] = Field(min_length=1)
+    since: Literal["start", "step"] = Field("step", description="search from the scenario start")
+    absent: bool = Field(False, description="the pattern must NOT occur by the deadline")
+
+
+class ExpectVar(Args, Severity):
+    """A variable (or expression) equals / matches a value."""
+
+    value: Any
+    equals: Any = None
+    matches: str | None = None
+    greater: float | None = None
+    less: float | None = None
+
+
+class Toxic(Args):
+    """Add a proxy toxic (byte-level or WebSocket-frame); removed at ``for`` or at the end."""
+
+    proxy: str = "main"
+    type: Literal[tuple(TOXICS)]  # type: ignore[valid-type]
+    name: str | None = None
+    stream: Literal["upstream", "downstream"] = "downstream"
+    toxicity: float = Field(1.0, ge=0, le=1)
+    attributes: dict[str, Any] = Field(default_factory=dict)
+    for_: DurationField | None = Field(None, alias="for", description="remove after this long")
+
+
+class RemoveToxic(Args):
+    _shorthand: ClassVar[str | None] = "name"
+    proxy: str = "main"
+    name: str
+
+
+class ProxyRef(Args):
+    _shorthand: ClassVar[str | None] = "proxy"
+    proxy: str = "main"
+    for_: DurationField | None = Field(None, alias="for", description="undo after this long")
+
+
+class ServerOp(Args):
+    """Base of the generated server steps: ``client`` names a session by its client."""
+
+    _op: ClassVar[str] = ""
+    _client_for: ClassVar[str | None] = None
+
+
+def _server_args(op: str) -> type[ServerOp]:
+    """A model of one control operation's arguments, built from its signature."""
+    fn = getattr(Simulator, op)
+    target = inspect.unwrap(fn)
+    hints = typing.get_type_hints(target, include_extras=True)
+    fields: dict[str, Any] = {}
+    client_for = None
+    for pname, param in inspect.signature(target).parameters.items():
+        if pname == "self" or pname == "handler":
+            continue
+        annotation = hints.get(pname, Any)
+        default = param.default
+        if _is_duration(annotation):
+            annotation = Annotated[annotation, BeforeValidator(parse_duration)]
+        if isinstance(default, type(Field())):
+            info = default
+        else:
+            info = Field(... if default is inspect.Parameter.empty else default)
+        if pname in ("session", "user") and client_for is None:
+            client_for = pname
+            annotation = annotation | None
+            if info.is_required():
+                info = Field(None, description=f"the {pname} (a user name, sid or session id)")
+        fields[pname] = (annotation, info)
+    if client_for:
+        fields["client"] = (
+            Name | None,
+            Field(None, description=f"a scenario client, standing for its {client_for}"),
+        )
+    doc = OPERATIONS[op].doc
+    model = create_model(  # type: ignore[call-overload]
+        f"Server_{op}", __base__=ServerOp, __doc__=doc, **fields
+    )
+    model._op = op
+    model._client_for = client_for
+    if client_for:
+        model._shorthand = "client"
+    return model
+
+
+SERVER_OPS = [name for name, spec in OPERATIONS.items() if spec.method == "POST"]
+
+STEP_ARGS: dict[str, type[Args]] = {
+    "client.connect": Connect,
+    "client.disconnect": ClientArgs,
+    "client.reconnect": ClientArgs,
+    "client.subscribe": Topics,
+    "client.unsubscribe": Topics,
+    "client.call": CallArgs,
+    "client.answer_drain": AnswerDrain,
+    "client.join_room": Room,
+    "client.leave_room": Room,
+    "client.send_message": SendMessage,
+    "client.send_signal": SendSignal,
+    "client.configure": ConfigureClient,
+    "client.status": ClientArgs,
+    "client.command": Command,
+    **{f"server.{op}": _server_args(op) for op in SERVER_OPS},
+    "network.toxic": Toxic,
+    "network.remove": RemoveToxic,
+    "network.down": ProxyRef,
+    "network.up": ProxyRef,
+    "network.reset": ProxyRef,
+    "wait": Wait,
+    "set": SetVars,
+    "expect.event": ExpectEvent,
+    "expect.no_event": ExpectNoEvent,
+    "expect.reply": ExpectReply,
+    "expect.server": ExpectServer,
+    "expect.transcript": ExpectTranscript,
+    "expect.var": ExpectVar,
+}
+"""Every step name and the model of its arguments: the closed set."""
+
+
+class StepBase(Model):
+    """A one-key mapping ``{name: args}``; :attr:`name` and :attr:`args` give both."""
+
+    _name: ClassVar[str] = ""
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    @property
+    def args(self) -> Args:
+        return getattr(self, _field(self._name))
+
+
+def _field(step: str) -> str:
+    return step.replace(".", "_")
+
+
+def _step_model(step: str, args: type[Args]) -> type[StepBase]:
+    model = create_model(  # type: ignore[call-overload]
+        "Step_" + _field(step),
+        __base__=StepBase,
+        __doc__=args.__doc__,
+        **{_field(step): (args, Field(alias=step))},
+    )
+    model._name = step
+    return model
+
+
+STEP_MODELS = {name: _step_model(name, args) for name, args in STEP_ARGS.items()}
+
+
+def _step_tag(value: Any) -> str | None:
+    if isinstance(value, dict) and value:
+        key = next(iter(value))
+        return key if key in STEP_MODELS else None
+    if isinstance(value, StepBase):
+        return value.name
+    return None
+
+
+Step = Annotated[
+    typing.Union[tuple(Annotated[m, Tag(n)] for n, m in STEP_MODELS.items())],  # type: ignore[misc]  # noqa: UP007
+    Discriminator(
+        _step_tag,
+        custom_error_type="unknown_step",
+        custom_error_message="a step is a one-key mapping whose key is a known step name",
+    ),
+]
+
+Scenario.model_rebuild()
+
+
+def scenario_json_schema() -> dict[str, Any]:
+    """The JSON Schema published as ``schemas/scenario.schema.json``."""
+    schema = Scenario.model_json_schema(by_alias=True)
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["$id"] = "https://squall.dev/schemas/scenario.schema.json"
+    return schema

@@ -1,0 +1,538 @@
+"""Run one scenario: the real simulator, the real proxy and real client processes, one clock.
+
+:class:`Run` owns everything a scenario starts (a :class:`Simulator` on
+127.0.0.1 port 0, a :class:`ProxyServer`'s collection when the scenario has a
+network, one driver process per client) and stops all of it when the scenario
+ends, faults included. Steps run in order; each expectation waits on the
+transcript (never a blind sleep) until it holds or its deadline passes.
+
+Times: a scenario's durations are protocol seconds; the shared
+``LoopClock(timescale)`` turns them into real ones. Deadlines get a real-time
+``GRACE`` on top, because processes and sockets do not run at the timescale; an
+expectation met after ``within`` (plus ``LATE_SLACK`` real seconds) is *late*,
+which makes the verdict NON-STRICT, not FAILED.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+import time
+from collections.abc import Callable
+from typing import Any
+
+from squall.clock import LoopClock
+from squall.faults import FaultEvent, ProxyServer
+from squall.simulator import AuthPolicy, Config, ControlError, Simulator
+
+from . import models as m
+from .clients import DriverError, DriverProcess, client_label, command_line
+from .loader import Loaded
+from .match import dig, matches
+from .template import Templates
+from .verdicts import Failure, Result, StepResult, StepStatus, Verdict
+
+GRACE = 3.0  # real seconds added to every positive deadline
+LATE_SLACK = 0.5  # real seconds past ``within`` before a match counts as late
+NOISY_EVENTS = frozenset({"sent", "packet", "status"})
+
+
+class StepFailed(Exception):
+    """An expectation (or action) that did not hold: what was expected, what was seen."""
+
+    def __init__(self, expected: str, observed: str, *, unimplemented: bool = False) -> None:
+        super().__init__(expected)
+        self.expected = expected
+        self.observed = observed
+        self.unimplemented = unimplemented
+
+
+def free_dead_url() -> str:
+    """A ws:// URL on a port nothing listens on: bound, then closed."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    return f"ws://127.0.0.1:{port}/"
+
+
+def _short(value: Any, limit: int = 300) -> str:
+    import json
+
+    text = json.dumps(value, default=str, separators=(",", ":"))
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+class Run:
+    """One scenario against one client spec. ``await Run(loaded).execute()`` -> :class:`Result`."""
+
+    def __init__(
+        self,
+        loaded: Loaded,
+        *,
+        client: str = "reference",
+        timescale: float | None = None,
+        on_step: Callable[[StepResult], None] | None = None,
+    ) -> None:
+        self.loaded = loaded
+        self.sc: m.Scenario = loaded.scenario
+        self.client_spec = client
+        self.timescale = timescale or self.sc.timescale
+        self.clock = LoopClock(self.timescale)
+        self.on_step = on_step
+        self.templates = Templates(dict(self.sc.vars), self.sc.seed)
+        self.records: list[dict[str, Any]] = []
+        self.sim: Simulator | None = None
+        self.proxy: ProxyServer | None = None
+        self.drivers: dict[str, DriverProcess] = {}
+        self.events: dict[str, list[dict[str, Any]]] = {n: [] for n in self.sc.clients}
+        self.cursor: dict[str, int] = dict.fromkeys(self.sc.clients, 0)
+        self.replies: dict[str, dict[str, Any]] = {}  # as-name (or client) -> reply record
+        self.endpoints: dict[str, str] = {}
+        self.users = {n: (c.user or c.token or n) for n, c in self.sc.clients.items()}
+        self.t0 = 0.0
+        self._changed = asyncio.Event()
+        self._timers: list[asyncio.TimerHandle] = []
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self.result = Result(
+            scenario=self.sc.id,
+            title=self.sc.title,
+            path=str(loaded.path),
+            client=client_label(client),
+            timescale=self.timescale,
+        )
+
+    # --- the transcript ------------------------------------------------------------------------
+
+    def now(self) -> float:
+        return self.clock.now() - self.t0
+
+    def record(self, src: str, kind: str, **fields: Any) -> dict[str, Any]:
+        rec = {
+            "n": len(self.records),
+            "t": round(self.now(), 6),
+            "src": src,
+            "kind": kind,
+            **fields,
+        }
+        self.records.append(rec)
+        self._changed.set()
+        return rec
+
+    def _server_record(self, rec: dict[str, Any]) -> None:
+        fields = {k: v for k, v in rec.items() if k not in ("n", "t", "src", "kind")}
+        self.record("server", rec["kind"], **fields)
+
+    def _fault(self, event: FaultEvent) -> None:
+        self.record(
+            "proxy",
+            "fault",
+            action=event.action,
+            proxy=event.proxy,
+            conn=event.connection,
+            toxic=event.toxic,
+            detail=event.detail,
+        )
+
+    def _client_line(self, name: str, obj: dict[str, Any]) -> None:
+        if "event" in obj:
+            rec = self.record(
+                f"client:{name}", "event", event=obj["event"], data=obj.get("data"), ct=obj.get("t")
+            )
+            self.events[name].append(rec)
+        elif "reply" in obj:
+            self.record(
+                f"client:{name}",
+                "reply",
+                ref=obj.get("reply"),
+                ok=obj.get("ok"),
+                result=obj.get("result"),
+                error=obj.get("error"),
+                type=obj.get("type"),
+            )
+
+    async def _until(self, check: Callable[[], Any], real_timeout: float) -> Any:
+        """Re-evaluate ``check`` on every new record until it returns truthy or time runs out."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + real_timeout
+        while True:
+            self._changed.clear()
+            value = check()
+            if value:
+                return value
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                return None
+            with contextlib.suppress(TimeoutError):
+                # State can change without a record (timers): look again every 20 ms.
+                await asyncio.wait_for(self._changed.wait(), min(remaining, 0.02))
+
+    # --- setup and teardown --------------------------------------------------------------------
+
+    async def _start(self) -> None:
+        sc = self.sc
+        config = Config()
+        for key, value in sc.server.config.items():
+            if not hasattr(config, key):
+                raise StepFailed(f"server.config.{key} is a server setting", "no such setting")
+            setattr(config, key, m.parse_duration(value) if isinstance(value, str) else value)
+        self.sim = Simulator(
+            clock=self.clock, config=config, auth=AuthPolicy(tokens=sc.server.tokens)
+        )
+        self.sim.core.transcript.listen(self._server_record)
+        await self.sim.start(ports=sc.network.endpoints)
+        for i, url in enumerate(self.sim.urls):
+            self.endpoints["server" if i == 0 else f"server{i + 1}"] = url
+        self.endpoints["dead"] = free_dead_url()
+        if sc.network.proxy:
+            self.proxy = ProxyServer(port=0, clock=self.clock, seed=sc.seed, on_event=self._fault)
+            upstream = self.sim.urls[0].removeprefix("ws://").rstrip("/")
+            proxy = await self.proxy.collection.create(
+                {"name": "main", "listen": "127.0.0.1:0", "upstream": upstream}
+            )
+            self.endpoints["proxy"] = f"ws://{proxy.listen}/"
+        await asyncio.gather(*(self._spawn(name) for name in sc.clients))
+
+    async def _spawn(self, name: str) -> None:
+        argv = command_line(self.client_spec, timescale=self.timescale, seed=self.sc.seed)
+        driver = DriverProcess(
+            argv,
+            lambda obj, n=name: self._client_line(n, obj),
+            env={"SQUALL_TIMESCALE": repr(self.timescale), "SQUALL_SEED": str(self.sc.seed)},
+        )
+        self.drivers[name] = driver
+        await driver.start()
+        spec = self.sc.clients[name]
+        args: dict[str, Any] = {
+            "urls": self._urls(spec.urls or [spec.via if spec.via == "proxy" else "server"])
+        }
+        if spec.token is not None:
+            args["token"] = spec.token
+        if spec.jwt is not None:
+            args["jwt"] = spec.jwt
+        args.update(self.templates.render(spec.policy))
+        await self._command(name, "configure", args, wait=True)
+
+    def _urls(self, names: list[str]) -> list[str]:
+        out = []
+        for ref in names:
+            if ref not in self.endpoints:
+                raise StepFailed(
+                    f"an endpoint named {ref!r}", f"endpoints: {', '.join(self.endpoints)}"
+                )
+            out.append(self.endpoints[ref])
+        return out
+
+    async def _stop(self) -> None:
+        for timer in self._timers:
+            timer.cancel()
+        for task in list(self._tasks):
+            task.cancel()
+        results = await asyncio.gather(
+            *(d.stop() for d in self.drivers.values()), return_exceptions=True
+        )
+        for name, res in zip(self.drivers, results, strict=True):
+            if isinstance(res, BaseException):
+                self.result.notes.append(f"stopping client {name}: {res!r}")
+        if self.proxy is not None:
+            await self.proxy.stop()
+        if self.sim is not None:
+            await self.sim.stop()
+
+    # --- running -------------------------------------------------------------------------------
+
+    async def execute(self) -> Result:
+        """Run every step; always stops everything; returns the result with its verdict."""
+        start = time.perf_counter()
+        self.t0 = self.clock.now()
+        self.record("runner", "scenario", id=self.sc.id, client=self.result.client)
+        steps = [
+            StepResult(
+                i,
+                s.name,
+                self.loaded.step_line(i),
+                s.args.model_dump(by_alias=True, exclude_defaults=True),
+            )
+            for i, s in enumerate(self.sc.steps)
+        ]
+        self.result.steps = steps
+        try:
+            await self._start()
+            missing = [
+                c for d in self.drivers.values() for c in self.sc.requires if c not in d.commands
+            ]
+            if missing:
+                raise StepFailed(
+                    f"the client implements {', '.join(sorted(set(self.sc.requires)))}",
+                    f"it lacks {', '.join(sorted(set(missing)))}",
+                    unimplemented=True,
+                )
+            for name, spec in self.sc.clients.items():
+                if spec.autoconnect:
+                    await self._command(name, "connect", {}, wait=True)
+            for step, sr in zip(self.sc.steps, steps, strict=True):
+                await self._run_step(step, sr)
+                if sr.status in (StepStatus.FAILED, StepStatus.UNIMPLEMENTED):
+                    break
+        except StepFailed as exc:
+            self._fail(None, exc)
+        except DriverError as exc:
+            self._fail(None, StepFailed("the client follows the driver protocol", str(exc)))
+        finally:
+            self.result.protocol_time = self.now()
+            self.record("runner", "end")
+            try:
+                await self._stop()
+            finally:
+                self.result.wall = time.perf_counter() - start
+                self.result.transcript = self.records
+        self._conclude()
+        return self.result
+
+    def _conclude(self) -> None:
+        res = self.result
+        statuses = {s.status for s in res.steps}
+        if res.verdict is Verdict.UNIMPLEMENTED or StepStatus.UNIMPLEMENTED in statuses:
+            res.verdict = Verdict.UNIMPLEMENTED
+        elif res.failure is not None and (
+            res.verdict is Verdict.FAILED or StepStatus.FAILED in statuses
+        ):
+            res.verdict = Verdict.FAILED
+        elif StepStatus.LATE in statuses or any(
+            s.status is StepStatus.MISSED and s.args.get("level") == "non-strict" for s in res.steps
+        ):
+            res.verdict = Verdict.NON_STRICT
+        else:
+            res.verdict = Verdict.OK
+        if self.sc.informational and res.verdict is not Verdict.UNIMPLEMENTED:
+            res.notes.append(f"informational: would have been {res.verdict.value}")
+            res.verdict = Verdict.INFORMATIONAL
+
+    def _fail(self, sr: StepResult | None, exc: StepFailed) -> None:
+        if self.result.failure is not None:
+            return
+        t_from = (sr.started or 0.0) if sr else 0.0
+        window = [
+            r
+            for r in self.records
+            if r["t"] >= t_from - 5.0 and not (r["kind"] == "event" and r["event"] in NOISY_EVENTS)
+        ]
+        self.result.failure = Failure(
+            step=sr.index if sr else -1,
+            name=sr.name if sr else "setup",
+            line=sr.line if sr else self.loaded.line,
+            expected=exc.expected,
+            observed=exc.observed,
+            transcript=window[-40:],
+        )
+        self.result.verdict = Verdict.UNIMPLEMENTED if exc.unimplemented else Verdict.FAILED
+
+    async def _run_step(self, step: Any, sr: StepResult) -> None:
+        sr.started = round(self.now(), 6)
+        self.record("runner", "step", index=sr.index, name=sr.name, line=sr.line)
+        level = getattr(step.args, "level", "strict")
+        try:
+            late = await self._dispatch(step.name, step.args, sr)
+            sr.status = StepStatus.LATE if late else StepStatus.OK
+            if late:
+                sr.message = late
+        except StepFailed as exc:
+            sr.message = f"expected {exc.expected}; observed {exc.observed}"
+            if exc.unimplemented:
+                sr.status = StepStatus.UNIMPLEMENTED
+                self._fail(sr, exc)
+            elif level == "strict":
+                sr.status = StepStatus.FAILED
+                self._fail(sr, exc)
+            else:
+                sr.status = StepStatus.MISSED
+                self.result.notes.append(f"{sr.label}: {sr.message}")
+        except DriverError as exc:
+            sr.status = StepStatus.FAILED
+            self._fail(sr, StepFailed("the client follows the driver protocol", str(exc)))
+        except (ControlError, ValueError, KeyError) as exc:
+            sr.status = StepStatus.FAILED
+            self._fail(sr, StepFailed(f"{sr.name} can be carried out", str(exc)))
+        sr.ended = round(self.now(), 6)
+        if self.on_step is not None:
+            self.on_step(sr)
+
+    async def _dispatch(self, name: str, args: Any, sr: StepResult) -> str | None:
+        group = name.split(".", 1)[0]
+        if group == "client":
+            await self._client_step(name.split(".", 1)[1], args)
+            return None
+        if group == "server":
+            self._server_step(args)
+            return None
+        if group == "network":
+            await self._network_step(name.split(".", 1)[1], args)
+            return None
+        if name == "wait":
+            await self.clock.sleep(args.for_)
+            return None
+        if name == "set":
+            for key, value in (args.model_extra or {}).items():
+                self.templates.vars[key] = self.templates.render(value)
+            return None
+        from . import expect
+
+        return await expect.run(self, name, args, sr)
+
+    # --- client steps ---------------------------------------------------------------------------
+
+    async def _command(
+        self,
+        client: str,
+        cmd: str,
+        args: dict[str, Any],
+        *,
+        wait: bool = False,
+        store: str | None = None,
+        expect_error: bool | str | None = None,
+    ) -> None:
+        driver = self.drivers[client]
+        if driver.commands and cmd not in driver.commands and cmd != "configure":
+            raise StepFailed(
+                f"the client implements the {cmd!r} command",
+                f"its driver offers: {', '.join(driver.commands)}",
+                unimplemented=True,
+            )
+        ref, fut = driver.send(cmd, args)
+        self.record(f"client:{client}", "command", ref=ref, cmd=cmd, args=args)
+        key = store or client
+
+        def done(f: asyncio.Future[Any]) -> None:
+            if f.cancelled() or f.exception() is not None:
+                return
+            reply = f.result()
+            self.replies[key] = {**reply, "cmd": cmd}
+            if store and reply.get("ok"):
+                self.templates.vars[store] = reply.get("result")
+
+        fut.add_done_callback(done)
+        if not wait:
+            return
+        try:
+            reply = await asyncio.wait_for(asyncio.shield(fut), self.clock.real(30.0) + GRACE * 3)
+        except TimeoutError:
+            raise StepFailed(f"a reply to {cmd}", "no reply before the deadline") from None
+        if (
+            not reply.get("ok")
+            and reply.get("type") == "CommandError"
+            and "unknown command" in str(reply.get("error"))
+        ):
+            raise StepFailed(
+                f"the client implements {cmd!r}", str(reply.get("error")), unimplemented=True
+            )
+        if expect_error:
+            import re
+
+            if reply.get("ok"):
+                raise StepFailed(f"{cmd} to fail", f"it succeeded: {_short(reply.get('result'))}")
+            if isinstance(expect_error, str) and not re.search(
+                expect_error, str(reply.get("error"))
+            ):
+                raise StepFailed(
+                    f"{cmd} to fail matching /{expect_error}/", str(reply.get("error"))
+                )
+        elif not reply.get("ok"):
+            raise StepFailed(f"{cmd} to succeed", f"{reply.get('type')}: {reply.get('error')}")
+
+    async def _client_step(self, cmd: str, args: Any) -> None:
+        fields = set(type(args).model_fields) - {"client", "wait", "as_", "expect_error", "level"}
+        payload = {}
+        for f in fields:
+            value = getattr(args, f)
+            info = type(args).model_fields[f]
+            if value is None and f not in args.model_fields_set:
+                continue
+            payload[info.alias or f] = value
+        payload = self.templates.render(payload)
+        if cmd == "command":
+            cmd, payload = payload["cmd"], payload.get("args", {})
+        elif cmd == "configure":
+            payload = payload["policy"]
+        elif cmd == "connect" and "urls" in payload:
+            payload["urls"] = self._urls(payload["urls"])
+        await self._command(
+            args.client,
+            cmd,
+            payload,
+            wait=args.wait,
+            store=args.as_,
+            expect_error=args.expect_error,
+        )
+
+    # --- server and network steps --------------------------------------------------------------
+
+    def _server_step(self, args: m.ServerOp) -> None:
+        assert self.sim is not None
+        kwargs = args.model_dump(exclude={"client"}, exclude_unset=True)
+        kwargs = self.templates.render(kwargs)
+        if args._client_for and args.client is not None:
+            kwargs[args._client_for] = self.users[args.client]
+        result = getattr(self.sim, args._op)(**kwargs)
+        self.record("runner", "server_op", op=args._op, result=result)
+
+    async def _network_step(self, action: str, args: Any) -> None:
+        if self.proxy is None:
+            raise StepFailed("a proxy (network: {proxy: true})", "the scenario has none")
+        col = self.proxy.collection
+        if action == "toxic":
+            body = {
+                "type": args.type,
+                "stream": args.stream,
+                "toxicity": args.toxicity,
+                "attributes": self.templates.render(args.attributes),
+            }
+            if args.name:
+                body["name"] = args.name
+            spec = await col.add_toxic(args.proxy, body)
+            if args.for_ is not None:
+                self._later(args.for_, col.remove_toxic(args.proxy, spec.name))
+        elif action == "remove":
+            await col.remove_toxic(args.proxy, args.name)
+        elif action in ("down", "up"):
+            await col.update(args.proxy, {"enabled": action == "up"})
+            if args.for_ is not None:
+                self._later(args.for_, col.update(args.proxy, {"enabled": action != "up"}))
+        elif action == "reset":
+            await col.get(args.proxy).reset_toxics()
+            await col.update(args.proxy, {"enabled": True})
+
+    def _later(self, delay: float, coro: Any) -> None:
+        """Undo a fault after ``delay`` protocol seconds (and at the end in any case)."""
+
+        def fire() -> None:
+            task = asyncio.ensure_future(coro)
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+        handle = asyncio.get_running_loop().call_later(self.clock.real(delay), fire)
+        self._timers.append(handle)
+
+    # --- helpers for expectations ----------------------------------------------------------------
+
+    def sessions_of(self, client: str) -> list[dict[str, Any]]:
+        assert self.sim is not None
+        user = self.users[client]
+        return [s for s in self.sim.sessions() if s["user"] == user]
+
+    def session_of(self, client: str) -> dict[str, Any] | None:
+        views = self.sessions_of(client)
+        if not views:
+            return None
+        views.sort(key=lambda s: (s["state"] == "open", int(str(s["id"])[1:] or 0)))
+        return views[-1]
+
+    def event_matches(self, rec: dict[str, Any], event: str, data: dict[str, Any] | None) -> bool:
+        return rec["event"] == event and (data is None or matches(data, rec.get("data")))
+
+
+def run_sync(loaded: Loaded, **kwargs: Any) -> Result:
+    """Run one scenario on a fresh event loop (for the pytest plugin and ``squall run``)."""
+    return asyncio.run(Run(loaded, **kwargs).execute())
+
+
+__all__ = ["GRACE", "Run", "StepFailed", "dig", "run_sync"]
