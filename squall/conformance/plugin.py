@@ -1,0 +1,389 @@
+"""The pytest plugin (entry point ``pytest11: squall``): scenarios as test items, and fixtures.
+
+Collection: a ``squall-suite.yaml`` file (``scenarios: [../scenarios]``) makes
+every scenario under those paths one test item named by its id, so
+``pytest conformance/ -k drain`` and ``--scenarios 'drain.*'`` select as
+expected; a scenario file passed by path (``pytest scenarios/drain/deferred.yaml``)
+is collected too. ``--client`` picks the client under test, ``--timescale``
+overrides every scenario's.
+
+FAILED fails the test and prints the step, the expectation, what was observed
+and the slice of the transcript that matters; UNIMPLEMENTED is a skip;
+NON-STRICT and INFORMATIONAL pass, with a note in the report. With
+allure-pytest active, each scenario step is an Allure step and the transcript
+and a sequence diagram are attached. ``--squall-json`` / ``--squall-html`` write
+the verdict matrix (also under pytest-xdist: results travel in
+``user_properties``).
+
+Fixtures for your own tests: ``squall_timescale``, ``squall_simulator``,
+``squall_proxy``, ``squall_client`` (a driver process factory) and
+``squall_run_scenario``. Heavy modules load lazily: this plugin is active in
+every pytest run of an environment where squall is installed.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+if TYPE_CHECKING:
+    from .loader import Loaded
+    from .verdicts import Result
+
+SUITE_FILE = "squall-suite.yaml"
+MODELINE = "scenario.schema.json"
+RESULT_KEY = "squall_result"
+
+__all__ = [
+    "ScenarioItem",
+    "pytest_addoption",
+    "pytest_collect_file",
+    "pytest_configure",
+    "pytest_runtest_logreport",
+    "pytest_runtest_makereport",
+    "pytest_sessionfinish",
+    "pytest_terminal_summary",
+    "squall_client",
+    "squall_proxy",
+    "squall_run_scenario",
+    "squall_simulator",
+    "squall_timescale",
+]
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("squall", "squall conformance scenarios")
+    group.addoption(
+        "--scenarios",
+        action="append",
+        default=[],
+        metavar="GLOB",
+        help="run only scenarios whose id matches (repeatable, comma-separated): 'drain.*'",
+    )
+    group.addoption(
+        "--client",
+        default="reference",
+        metavar="SPEC",
+        help="client under test: 'reference' [flags] or a driver command line (docs/driver.md)",
+    )
+    group.addoption(
+        "--timescale",
+        type=float,
+        default=None,
+        help="override every scenario's timescale (real seconds per protocol second)",
+    )
+    group.addoption("--squall-json", metavar="PATH", help="write the verdict matrix as JSON")
+    group.addoption("--squall-html", metavar="DIR", help="write the static HTML report")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.stash[_RESULTS] = []
+    config.addinivalue_line("markers", "squall_scenario: a YAML conformance scenario")
+
+
+_RESULTS = pytest.StashKey[list[dict[str, Any]]]()
+
+
+def _globs(config: pytest.Config) -> list[str]:
+    return [g.strip() for raw in config.getoption("scenarios") or [] for g in raw.split(",") if g.strip()]
+
+
+def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:
+    if file_path.name == SUITE_FILE:
+        return SuiteFile.from_parent(parent, path=file_path)
+    if file_path.suffix in (".yaml", ".yml"):
+        try:
+            with file_path.open(encoding="utf-8") as fh:
+                head = fh.readline()
+        except OSError:
+            return None
+        if "yaml-language-server" in head and MODELINE in head:
+            return ScenarioFile.from_parent(parent, path=file_path)
+    return None
+
+
+class ScenarioInvalid(pytest.Item):
+    """Stands for a scenario file that does not validate: fails with every problem."""
+
+    def __init__(self, *, problems: list[Any], **kw: Any) -> None:
+        super().__init__(**kw)
+        self.problems = problems
+
+    def runtest(self) -> None:
+        raise InvalidScenario(self.problems)
+
+    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> str:
+        if isinstance(excinfo.value, InvalidScenario):
+            return "invalid scenario file:\n" + "\n".join(f"  {p}" for p in excinfo.value.problems)
+        return str(super().repr_failure(excinfo))
+
+    def reportinfo(self) -> tuple[Path, int, str]:
+        return self.path, 0, f"invalid: {self.name}"
+
+
+class InvalidScenario(Exception):
+    def __init__(self, problems: list[Any]) -> None:
+        super().__init__("\n".join(str(p) for p in problems))
+        self.problems = problems
+
+
+class _ScenarioCollector(pytest.File):
+    def _items(self, paths: list[Path]) -> Iterator[pytest.Item]:
+        from .loader import load_all, select
+
+        loaded, problems = load_all(paths)
+        by_file: dict[str, list[Any]] = {}
+        for p in problems:
+            by_file.setdefault(p.path, []).append(p)
+        for path, found in by_file.items():
+            yield ScenarioInvalid.from_parent(self, name=f"invalid:{Path(path).name}", problems=found)
+        for item in select(loaded, _globs(self.config) or None):
+            yield ScenarioItem.from_parent(self, name=item.scenario.id, loaded=item)
+
+
+class SuiteFile(_ScenarioCollector):
+    """``squall-suite.yaml``: ``scenarios:`` lists files or directories, relative to it."""
+
+    def collect(self) -> Iterator[pytest.Item]:
+        from ruamel.yaml import YAML
+
+        data = YAML(typ="safe").load(self.path.read_text(encoding="utf-8")) or {}
+        paths = [self.path.parent / p for p in data.get("scenarios", [])]
+        yield from self._items(paths)
+
+
+class ScenarioFile(_ScenarioCollector):
+    def collect(self) -> Iterator[pytest.Item]:
+        yield from self._items([self.path])
+
+
+class ScenarioFailed(Exception):
+    def __init__(self, result: Result) -> None:
+        super().__init__(result.scenario)
+        self.result = result
+
+
+class ScenarioItem(pytest.Item):
+    """One scenario, run against ``--client``. Its location is the scenario's line in YAML."""
+
+    def __init__(self, *, loaded: Loaded, **kw: Any) -> None:
+        super().__init__(**kw)
+        self.loaded = loaded
+        self.result: Result | None = None
+        self.add_marker("squall_scenario")
+        for tag in loaded.scenario.tags:
+            self.config.addinivalue_line("markers", f"{tag}: squall scenario tag")
+            self.add_marker(tag)
+        self.path = loaded.path
+
+    def runtest(self) -> None:
+        from .runner import run_sync
+        from .verdicts import Verdict
+
+        config = self.config
+        result = run_sync(
+            self.loaded,
+            client=config.getoption("client"),
+            timescale=config.getoption("timescale"),
+        )
+        self.result = result
+        out = config.getoption("squall_json") or config.getoption("squall_html")
+        if out:
+            from .report import write_transcript
+
+            base = Path(out) if config.getoption("squall_html") else Path(out).parent
+            write_transcript(result, base / "transcripts")
+        _allure(result, self.loaded)
+        if result.verdict is Verdict.FAILED:
+            raise ScenarioFailed(result)
+        if result.verdict is Verdict.UNIMPLEMENTED:
+            reason = result.failure.observed if result.failure else "not implemented"
+            pytest.skip(f"UNIMPLEMENTED: {reason}")
+
+    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> str:
+        if isinstance(excinfo.value, ScenarioFailed):
+            from .report import failure_text
+
+            return failure_text(excinfo.value.result)
+        return str(super().repr_failure(excinfo))
+
+    def reportinfo(self) -> tuple[Path, int, str]:
+        return self.loaded.path, self.loaded.line - 1, f"scenario {self.name}"
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+    report = yield
+    if isinstance(item, ScenarioItem) and call.when == "call" and item.result is not None:
+        res = item.result
+        report.user_properties.append((RESULT_KEY, json.dumps(res.to_json(), default=str)))
+        if res.verdict.value in ("NON-STRICT", "INFORMATIONAL"):
+            report.sections.append(("squall verdict", f"{res.verdict.value}: {'; '.join(res.notes)}"))
+    return report
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    """Gather results on the controller (with xdist, the workers' reports arrive here)."""
+    if report.when != "call":
+        return
+    for key, value in report.user_properties:
+        if key == RESULT_KEY:
+            _CONTROLLER_RESULTS.append(json.loads(value))
+
+
+_CONTROLLER_RESULTS: list[dict[str, Any]] = []
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    config = session.config
+    if hasattr(config, "workerinput"):
+        return  # xdist worker: the controller writes the reports
+    results = list(_CONTROLLER_RESULTS)
+    if not results:
+        return
+    from .report import write_html, write_json
+
+    if config.getoption("squall_json"):
+        write_json(results, config.getoption("squall_json"))
+    if config.getoption("squall_html"):
+        write_html(results, config.getoption("squall_html"))
+
+
+def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
+    if hasattr(config, "workerinput") or not _CONTROLLER_RESULTS:
+        return
+    counts: dict[str, int] = {}
+    wall = proto = 0.0
+    for r in _CONTROLLER_RESULTS:
+        counts[r["verdict"]] = counts.get(r["verdict"], 0) + 1
+        wall += r["wall"]
+        proto += r["protocol_time"]
+    summary = ", ".join(f"{v} {k}" for k, v in sorted(counts.items()))
+    terminalreporter.write_sep("-", "squall conformance")
+    terminalreporter.write_line(
+        f"{len(_CONTROLLER_RESULTS)} scenarios: {summary}; "
+        f"{proto:.0f} protocol s in {wall:.1f} real s of scenario time"
+    )
+
+
+def _allure(result: Result, loaded: Loaded) -> None:
+    """Replay the run as Allure steps with attachments, when allure-pytest is recording."""
+    try:
+        import allure
+        from allure_commons._allure import plugin_manager
+    except ImportError:
+        return
+    if not plugin_manager.list_name_plugin():
+        return
+    from .report import sequence_svg, step_title, transcript_jsonl
+
+    sc = loaded.scenario
+    allure.dynamic.title(f"{sc.id}: {sc.title}")
+    allure.dynamic.description(sc.description or sc.title)
+    allure.dynamic.tag(*sc.tags) if sc.tags else None
+    allure.dynamic.parameter("client", result.client)
+    allure.dynamic.label("verdict", result.verdict.value)
+    for ref in sc.spec:
+        allure.dynamic.label("spec", ref)
+    for step in result.steps:
+        try:
+            with allure.step(step_title(step)):
+                if step.status.value in ("failed", "unimplemented"):
+                    raise AssertionError(step.message)
+                if step.status.value == "missed":
+                    allure.attach(step.message, "missed", allure.attachment_type.TEXT)
+        except AssertionError:
+            pass
+    allure.attach(transcript_jsonl(result), "transcript.jsonl", allure.attachment_type.JSON)
+    allure.attach(sequence_svg(result), "sequence.svg", allure.attachment_type.SVG)
+
+
+# --- fixtures for users' own tests ---------------------------------------------------------------
+
+
+@pytest.fixture
+def squall_timescale(request: pytest.FixtureRequest) -> float:
+    """``--timescale`` or 0.01: protocol seconds run 100x faster."""
+    value = request.config.getoption("timescale")
+    return float(value) if value else 0.01
+
+
+@pytest.fixture
+def squall_run_scenario(request: pytest.FixtureRequest) -> Callable[..., Result]:
+    """``squall_run_scenario(path_or_yaml, client=...)`` -> :class:`~.verdicts.Result` (sync)."""
+    from .loader import load_file, parse
+    from .runner import run_sync
+
+    def run(source: str | Path, *, client: str | None = None, **kw: Any) -> Result:
+        text = str(source)
+        loaded = parse(text) if "\n" in text else load_file(source)
+        return run_sync(loaded, client=client or request.config.getoption("client"), **kw)
+
+    return run
+
+
+try:
+    import pytest_asyncio
+except ImportError:  # pragma: no cover - fixtures need pytest-asyncio
+    pytest_asyncio = None  # type: ignore[assignment]
+
+if pytest_asyncio is not None:
+
+    @pytest_asyncio.fixture
+    async def squall_simulator(squall_timescale: float) -> AsyncIterator[Any]:
+        """A started :class:`~squall.simulator.Simulator` on 127.0.0.1, a free port."""
+        from squall.clock import LoopClock
+        from squall.simulator import Simulator
+
+        sim = Simulator(clock=LoopClock(squall_timescale))
+        await sim.start()
+        try:
+            yield sim
+        finally:
+            await sim.stop()
+
+    @pytest_asyncio.fixture
+    async def squall_proxy(squall_timescale: float) -> AsyncIterator[Any]:
+        """A started :class:`~squall.faults.ProxyServer` (HTTP API on a free port)."""
+        from squall.clock import LoopClock
+        from squall.faults import ProxyServer
+
+        srv = ProxyServer(port=0, clock=LoopClock(squall_timescale), seed=0)
+        await srv.start()
+        try:
+            yield srv
+        finally:
+            await srv.stop()
+
+    @pytest_asyncio.fixture
+    async def squall_client(
+        request: pytest.FixtureRequest, squall_timescale: float
+    ) -> AsyncIterator[Callable[..., Any]]:
+        """Factory: ``drv = await squall_client()`` a started client under test (``--client``).
+
+        ``drv.send(cmd, args)`` returns ``(id, future_of_reply)``; events go to ``drv.lines``.
+        """
+        from .clients import DriverProcess, command_line
+
+        started: list[DriverProcess] = []
+
+        async def make(spec: str | None = None) -> DriverProcess:
+            argv = command_line(
+                spec or request.config.getoption("client"), timescale=squall_timescale, seed=0
+            )
+            lines: list[dict[str, Any]] = []
+            drv = DriverProcess(argv, lines.append)
+            drv.lines = lines  # type: ignore[attr-defined]
+            started.append(drv)
+            await drv.start()
+            return drv
+
+        try:
+            yield make
+        finally:
+            for drv in started:
+                await drv.stop()
