@@ -55,7 +55,8 @@ def describe(rec: dict[str, Any]) -> str:
         arrow = "<-" if rec.get("dir") == "in" else "->"
         body = f"frame {arrow} {rec.get('conn')} {rec.get('text')}"
     elif kind == "fault":
-        body = f"{rec.get('action')} conn={rec.get('conn')} toxic={rec.get('toxic')} {rec.get('detail') or ''}"
+        detail = rec.get("detail") or ""
+        body = f"{rec.get('action')} conn={rec.get('conn')} toxic={rec.get('toxic')} {detail}"
     elif kind == "step":
         body = f"--- step {rec.get('index', 0) + 1} {rec.get('name')} (line {rec.get('line')})"
     else:
@@ -69,7 +70,9 @@ def describe(rec: dict[str, Any]) -> str:
 def failure_text(result: Result) -> str:
     """What pytest prints for a FAILED scenario: where, expected, observed, the transcript slice."""
     f = result.failure
-    lines = [f"scenario {result.scenario} ({result.title}) against {result.client}: {result.verdict}"]
+    lines = [
+        f"scenario {result.scenario} ({result.title}) against {result.client}: {result.verdict}"
+    ]
     if f is None:
         return "\n".join(lines)
     lines += [
@@ -85,7 +88,9 @@ def failure_text(result: Result) -> str:
 
 
 def transcript_jsonl(result: Result) -> str:
-    return "".join(json.dumps(r, default=str, separators=(",", ":")) + "\n" for r in result.transcript)
+    return "".join(
+        json.dumps(r, default=str, separators=(",", ":")) + "\n" for r in result.transcript
+    )
 
 
 def write_transcript(result: Result, directory: str | Path) -> str:
@@ -162,7 +167,9 @@ def write_html(results: Iterable[dict[str, Any]], directory: str | Path) -> Path
                 f'<td class="v" style="background:{colour}"><a href="{page}">{r["verdict"]}</a>'
                 f" <small>{r['duration'] * 1000:.0f} ms</small></td>"
             )
-        rows.append(f"<tr><td><code>{html.escape(sid)}</code></td><td>{html.escape(title)}</td>{''.join(cells)}</tr>")
+        rows.append(
+            f"<tr><td><code>{html.escape(sid)}</code></td><td>{html.escape(title)}</td>{''.join(cells)}</tr>"
+        )
     head = "".join(f"<th>{html.escape(c)}</th>" for c in clients)
     summary = ", ".join(f"{v} {k}" for k, v in sorted(counts.items()))
     index = out / "index.html"
@@ -177,7 +184,8 @@ def write_html(results: Iterable[dict[str, Any]], directory: str | Path) -> Path
 
 def _run_page(sid: str, client: str, r: dict[str, Any]) -> str:
     parts = [
-        f"<!doctype html><meta charset=utf-8><title>{html.escape(sid)}</title><style>{_CSS}</style>",
+        "<!doctype html><meta charset=utf-8>",
+        f"<title>{html.escape(sid)}</title><style>{_CSS}</style>",
         f"<h1>{html.escape(sid)}: {html.escape(r['title'])}</h1>",
         f"<p>client <code>{html.escape(client)}</code>, verdict <b>{r['verdict']}</b>, "
         f"{r['duration']:.3f} s real for {r['protocol_time']:.1f} s of protocol time; "
@@ -187,7 +195,8 @@ def _run_page(sid: str, client: str, r: dict[str, Any]) -> str:
     if f:
         parts.append(
             f"<h2>failure at step {f['step'] + 1} ({html.escape(f['name'])}, line {f['line']})</h2>"
-            f"<p>expected: {html.escape(f['expected'])}<br>observed: {html.escape(f['observed'])}</p>"
+            f"<p>expected: {html.escape(f['expected'])}<br>"
+            f"observed: {html.escape(f['observed'])}</p>"
             "<pre>" + html.escape("\n".join(describe(x) for x in f["transcript"])) + "</pre>"
         )
     for note in r.get("notes") or []:
@@ -197,7 +206,9 @@ def _run_page(sid: str, client: str, r: dict[str, Any]) -> str:
         svg = Path(tfile).with_suffix(".svg")
         if svg.exists():
             parts.append("<h2>sequence</h2>" + svg.read_text(encoding="utf-8"))
-        parts.append(f'<p><a href="{Path(tfile).resolve().as_uri()}">transcript (JSON lines)</a></p>')
+        parts.append(
+            f'<p><a href="{Path(tfile).resolve().as_uri()}">transcript (JSON lines)</a></p>'
+        )
     return "".join(parts)
 
 
@@ -240,7 +251,9 @@ def sequence_svg(result: Result, limit: int = 400) -> str:
             who = conn_client.get(rec.get("conn") or "") or user_client.get(None) or first_client
             a, b = (who, "server") if rec.get("dir") == "in" else ("server", who)
             label = str(rec.get("type") or rec.get("text"))[:40]
-            rows.append(_arrow(x.get(a, 120), x["server"] if b == "server" else x.get(b, 120), y, label, t))
+            rows.append(
+                _arrow(x.get(a, 120), x["server"] if b == "server" else x.get(b, 120), y, label, t)
+            )
         elif kind == "event" and rec.get("event") not in NOISE:
             lane = src[7:]
             label = f"{rec.get('event')} {json.dumps(rec.get('data'), default=str)}"[:60]
@@ -248,14 +261,17 @@ def sequence_svg(result: Result, limit: int = 400) -> str:
         elif kind == "fault" and "proxy" in x:
             label = f"{rec.get('action')} {rec.get('toxic') or ''}".strip()[:50]
             rows.append(_note(x["proxy"], y, label, t, "#ffecec"))
-        elif kind in ("control", "close", "closing", "recovery", "drain", "auth") and src == "server":
+        elif (
+            kind in ("control", "close", "closing", "recovery", "drain", "auth") and src == "server"
+        ):
             extra = {k: v for k, v in rec.items() if k not in ("n", "t", "src", "kind")}
             label = f"{kind} {json.dumps(extra, default=str)}"[:60]
             rows.append(_note(x["server"], y, label, t, "#f3f3f3"))
         elif kind == "step":
             label = f"step {rec.get('index', 0) + 1}: {rec.get('name')}"
             rows.append(
-                f'<line x1="10" y1="{y}" x2="{width - 10}" y2="{y}" stroke="#ccc" stroke-dasharray="4"/>'
+                f'<line x1="10" y1="{y}" x2="{width - 10}" y2="{y}" '
+                'stroke="#ccc" stroke-dasharray="4"/>'
                 f'<text x="12" y="{y - 3}" font-size="10" fill="#888">{html.escape(label)}</text>'
             )
         else:
@@ -263,7 +279,8 @@ def sequence_svg(result: Result, limit: int = 400) -> str:
         y += 22
     height = y + 20
     heads = "".join(
-        f'<text x="{x[lane]}" y="30" text-anchor="middle" font-weight="bold">{html.escape(lane)}</text>'
+        f'<text x="{x[lane]}" y="30" text-anchor="middle" font-weight="bold">'
+        f"{html.escape(lane)}</text>"
         f'<line x1="{x[lane]}" y1="40" x2="{x[lane]}" y2="{height}" stroke="#999"/>'
         for lane in lanes
     )

@@ -1,0 +1,148 @@
+"""``squall run [PATHS] [--client SPEC] [--json out.json] [--html out/]``: no pytest needed.
+
+Every scenario under PATHS (default ``scenarios/``) runs against each
+``--client`` (default ``reference``), with a progress bar; the verdict matrix
+goes to ``--json`` (Autobahn ``index.json`` shape) and ``--html``, transcripts
+next to them. ``-j N`` runs N scenarios at once, each with its own simulator,
+proxy and client processes. Exit status: 0 when nothing FAILED, 1 when
+something did, 2 when a scenario file is invalid (nothing runs then).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from .loader import Loaded, load_all, select
+from .runner import Run
+from .verdicts import Result, Verdict
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("paths", nargs="*", default=["scenarios"], help="files or directories")
+    parser.add_argument(
+        "--client",
+        action="append",
+        default=None,
+        metavar="SPEC",
+        help="client under test (repeatable): 'reference' [flags] or a driver command line",
+    )
+    parser.add_argument("--scenarios", "-s", action="append", default=[], metavar="GLOB")
+    parser.add_argument("--timescale", type=float, default=None, help="override every scenario's")
+    parser.add_argument("--json", metavar="PATH", help="write the verdict matrix as JSON")
+    parser.add_argument("--html", metavar="DIR", help="write the static HTML report")
+    parser.add_argument("-j", "--jobs", type=int, default=1, help="scenarios run at once")
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+
+
+async def run_many(
+    items: list[Loaded],
+    clients: list[str],
+    *,
+    jobs: int = 1,
+    timescale: float | None = None,
+    on_result: Any = None,
+) -> list[Result]:
+    """Every scenario against every client, ``jobs`` at a time, in a stable order."""
+    sem = asyncio.Semaphore(max(1, jobs))
+    pairs = [(c, item) for c in clients for item in items]
+
+    async def one(client: str, item: Loaded) -> Result:
+        async with sem:
+            result = await Run(item, client=client, timescale=timescale).execute()
+        if on_result is not None:
+            on_result(result)
+        return result
+
+    return list(await asyncio.gather(*(one(c, i) for c, i in pairs)))
+
+
+def run(args: argparse.Namespace) -> int:
+    from .report import failure_text, write_html, write_json, write_transcript
+
+    loaded, problems = load_all(args.paths)
+    if problems:
+        for problem in problems:
+            print(problem, file=sys.stderr)
+        return 2
+    globs = [g for raw in args.scenarios for g in raw.split(",") if g]
+    items = select(loaded, globs or None)
+    if not items:
+        print("no scenario selected", file=sys.stderr)
+        return 2
+    clients = args.client or ["reference"]
+    out_dir = Path(args.html) if args.html else (Path(args.json).parent if args.json else None)
+    start = time.perf_counter()
+    results = _with_progress(items, clients, args, out_dir, write_transcript)
+    wall = time.perf_counter() - start
+    failed = [r for r in results if r.verdict is Verdict.FAILED]
+    for r in failed:
+        print(failure_text(r), file=sys.stderr)
+    dicts = [r.to_json() for r in results]
+    if args.json:
+        write_json(dicts, args.json)
+    if args.html:
+        print(f"HTML report: {write_html(dicts, args.html)}")
+    counts: dict[str, int] = {}
+    for r in results:
+        counts[r.verdict.value] = counts.get(r.verdict.value, 0) + 1
+    proto = sum(r.protocol_time for r in results)
+    print(
+        f"{len(results)} runs: "
+        + ", ".join(f"{v} {k}" for k, v in sorted(counts.items()))
+        + f"; {wall:.1f} s wall for {proto:.0f} s of protocol time"
+        f" (x{proto / wall if wall else 0:.0f})"
+    )
+    return 1 if failed else 0
+
+
+def _with_progress(
+    items: list[Loaded],
+    clients: list[str],
+    args: argparse.Namespace,
+    out_dir: Path | None,
+    dump: Any,
+) -> list[Result]:
+    total = len(items) * len(clients)
+
+    def done(result: Result) -> None:
+        if out_dir is not None:
+            dump(result, out_dir / "transcripts")
+
+    if args.quiet or not sys.stderr.isatty():
+
+        def plain(result: Result) -> None:
+            done(result)
+            if not args.quiet:
+                print(
+                    f"{result.verdict.value:<14} {result.scenario} [{result.client}]",
+                    file=sys.stderr,
+                )
+
+        return asyncio.run(
+            run_many(items, clients, jobs=args.jobs, timescale=args.timescale, on_result=plain)
+        )
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    with Progress(
+        TextColumn("[bold]squall run"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TextColumn("{task.description}"),
+    ) as progress:
+        task = progress.add_task("", total=total)
+
+        def tick(result: Result) -> None:
+            done(result)
+            progress.update(
+                task, advance=1, description=f"{result.verdict.value} {result.scenario}"
+            )
+
+        return asyncio.run(
+            run_many(items, clients, jobs=args.jobs, timescale=args.timescale, on_result=tick)
+        )
