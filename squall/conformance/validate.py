@@ -24,7 +24,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     if args.schema:
-        print(json.dumps(scenario_json_schema(), indent=2))
+        print(json.dumps(scenario_json_schema(), indent=2, sort_keys=True))
         return 0
     loaded, problems = load_all(args.paths)
     for problem in problems:
