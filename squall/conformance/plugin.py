@@ -89,7 +89,12 @@ _RESULTS = pytest.StashKey[list[dict[str, Any]]]()
 
 
 def _globs(config: pytest.Config) -> list[str]:
-    return [g.strip() for raw in config.getoption("scenarios") or [] for g in raw.split(",") if g.strip()]
+    return [
+        g.strip()
+        for raw in config.getoption("scenarios") or []
+        for g in raw.split(",")
+        if g.strip()
+    ]
 
 
 def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:
@@ -140,7 +145,9 @@ class _ScenarioCollector(pytest.File):
         for p in problems:
             by_file.setdefault(p.path, []).append(p)
         for path, found in by_file.items():
-            yield ScenarioInvalid.from_parent(self, name=f"invalid:{Path(path).name}", problems=found)
+            yield ScenarioInvalid.from_parent(
+                self, name=f"invalid:{Path(path).name}", problems=found
+            )
         for item in select(loaded, _globs(self.config) or None):
             yield ScenarioItem.from_parent(self, name=item.scenario.id, loaded=item)
 
@@ -152,7 +159,7 @@ class SuiteFile(_ScenarioCollector):
         from ruamel.yaml import YAML
 
         data = YAML(typ="safe").load(self.path.read_text(encoding="utf-8")) or {}
-        paths = [self.path.parent / p for p in data.get("scenarios", [])]
+        paths = [(self.path.parent / p).resolve() for p in data.get("scenarios", [])]
         yield from self._items(paths)
 
 
@@ -161,7 +168,7 @@ class ScenarioFile(_ScenarioCollector):
         yield from self._items([self.path])
 
 
-class ScenarioFailed(Exception):
+class ScenarioFailed(AssertionError):
     def __init__(self, result: Result) -> None:
         super().__init__(result.scenario)
         self.result = result
@@ -191,11 +198,11 @@ class ScenarioItem(pytest.Item):
             timescale=config.getoption("timescale"),
         )
         self.result = result
-        out = config.getoption("squall_json") or config.getoption("squall_html")
-        if out:
+        html_dir, json_path = config.getoption("squall_html"), config.getoption("squall_json")
+        if html_dir or json_path:
             from .report import write_transcript
 
-            base = Path(out) if config.getoption("squall_html") else Path(out).parent
+            base = Path(html_dir) if html_dir else Path(json_path).parent
             write_transcript(result, base / "transcripts")
         _allure(result, self.loaded)
         if result.verdict is Verdict.FAILED:
@@ -222,7 +229,9 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
         res = item.result
         report.user_properties.append((RESULT_KEY, json.dumps(res.to_json(), default=str)))
         if res.verdict.value in ("NON-STRICT", "INFORMATIONAL"):
-            report.sections.append(("squall verdict", f"{res.verdict.value}: {'; '.join(res.notes)}"))
+            report.sections.append(
+                ("squall verdict", f"{res.verdict.value}: {'; '.join(res.notes)}")
+            )
     return report
 
 

@@ -76,7 +76,7 @@ def failure_text(result: Result) -> str:
     if f is None:
         return "\n".join(lines)
     lines += [
-        f"  at {result.path}:{f.line}: step {f.step + 1} {f.name}",
+        f"  at {_relative(result.path)}:{f.line}: step {f.step + 1} {f.name}",
         f"  expected: {f.expected}",
         f"  observed: {f.observed}",
         "  transcript (the records around the failure):",
@@ -85,6 +85,13 @@ def failure_text(result: Result) -> str:
     if result.notes:
         lines.append("  notes: " + "; ".join(result.notes))
     return "\n".join(lines)
+
+
+def _relative(path: str) -> str:
+    try:
+        return str(Path(path).resolve().relative_to(Path.cwd()))
+    except ValueError:
+        return path
 
 
 def transcript_jsonl(result: Result) -> str:
@@ -101,7 +108,7 @@ def write_transcript(result: Result, directory: str | Path) -> str:
     path.write_text(transcript_jsonl(result), encoding="utf-8")
     svg = out / f"{result.scenario}.svg"
     svg.write_text(sequence_svg(result), encoding="utf-8")
-    result.transcript_file = str(path)
+    result.transcript_file = str(path.resolve())
     return str(path)
 
 
