@@ -16,6 +16,7 @@ import asyncio
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from pydantic import Field
 from websockets.asyncio.server import Server, ServerConnection, broadcast, serve
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
@@ -166,10 +167,12 @@ class Simulator(Control):
         await self.stop()
 
     @operation()
-    def refuse_connections(self, count: int = 1, status: int = 503) -> None:
-        """Answer the next ``count`` WebSocket handshakes with HTTP ``status``, not an upgrade."""
+    def refuse_connections(
+        self, count: int = Field(1, ge=0), status: int = Field(503, ge=400, le=599)
+    ) -> None:
+        """Answer the next ``count`` handshakes with HTTP ``status`` (0 stops refusing)."""
         self._record("refuse_connections", count=count, status=status)
-        self._refusals.extend([status] * count)
+        self._refusals = [status] * count
 
     def _process_request(self, connection: ServerConnection, request: Request) -> Response | None:
         if self._refusals:
