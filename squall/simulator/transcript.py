@@ -7,6 +7,7 @@ Credentials never reach the transcript: :func:`redact` masks them first.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 from collections.abc import Callable, Iterable, Iterator
@@ -58,6 +59,29 @@ class Transcript:
         """Call ``listener`` on every new record; returns the function that stops it."""
         self._listeners.append(listener)
         return lambda: self._listeners.remove(listener) if listener in self._listeners else None
+
+    async def wait_for(
+        self, predicate: Callable[[dict[str, Any]], bool], timeout: float | None = None
+    ) -> dict[str, Any]:
+        """The first record, already here or still to come, matching ``predicate``; no polling.
+
+        ``timeout`` is in real seconds: it guards a test against a broken server, it is not a
+        protocol duration.
+        """
+        for rec in self.records:
+            if predicate(rec):
+                return rec
+        found: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+
+        def listener(rec: dict[str, Any]) -> None:
+            if not found.done() and predicate(rec):
+                found.set_result(rec)
+
+        stop = self.listen(listener)
+        try:
+            return await asyncio.wait_for(found, timeout)
+        finally:
+            stop()
 
     def since(self, n: int = 0) -> list[dict[str, Any]]:
         return self.records[n:]

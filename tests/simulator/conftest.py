@@ -90,17 +90,4 @@ async def open_client(sim: Simulator) -> AsyncIterator[Any]:
 
 async def wait_for_record(sim: Simulator, predicate: Any) -> dict[str, Any]:
     """Wait until the server transcript holds a record matching ``predicate`` (no polling)."""
-    for rec in sim.transcript():
-        if predicate(rec):
-            return rec
-    found: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
-
-    def listener(rec: dict[str, Any]) -> None:
-        if not found.done() and predicate(rec):
-            found.set_result(rec)
-
-    stop = sim.core.transcript.listen(listener)
-    try:
-        return await asyncio.wait_for(found, DEADLINE)
-    finally:
-        stop()
+    return await sim.core.transcript.wait_for(predicate, DEADLINE)
