@@ -10,6 +10,7 @@ import argparse
 import asyncio
 import json
 import sys
+from typing import Any
 
 from .errors import FaultError
 from .server import ProxyServer
@@ -51,11 +52,21 @@ def run(args: argparse.Namespace) -> int:
             await server.stop()
 
     try:
-        asyncio.run(main())
+        with asyncio.Runner(loop_factory=_loop_factory()) as runner:
+            runner.run(main())
     except FaultError as exc:
         print(f"squall proxy: {exc}", file=sys.stderr)
         return 1
     return 0
+
+
+def _loop_factory() -> Any:
+    """uvloop where it is installed: it carries bulk data about twice as fast as asyncio's loop."""
+    try:
+        import uvloop
+    except ImportError:
+        return None
+    return uvloop.new_event_loop
 
 
 if __name__ == "__main__":

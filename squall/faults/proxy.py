@@ -25,7 +25,7 @@ import ipaddress
 import random
 import socket
 import struct
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from .errors import ApiError
 from .events import FaultEvent
@@ -296,8 +296,8 @@ class Endpoint(asyncio.Protocol):
         self.on_made: Any = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        # Not an isinstance check: uvloop's transports do not subclass asyncio.Transport.
+        self.transport = cast("asyncio.Transport", transport)
         sock = transport.get_extra_info("socket")
         if sock is not None:
             with contextlib.suppress(OSError):  # Go sets TCP_NODELAY by default
