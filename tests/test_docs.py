@@ -3,12 +3,16 @@ and every example runs to completion."""
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+
+from squall.protocol import ProtocolError, decode_client, decode_server
+from squall.protocol.messages import CLIENT_TYPES, SERVER_TYPES
 
 ROOT = Path(__file__).resolve().parent.parent
 BLOCK = re.compile(r"```python\n# (examples/\S+\.py)[^\n]*\n(.*?)```", re.S)
@@ -36,3 +40,35 @@ def test_example_runs(example: Path) -> None:
     )
     assert out.returncode == 0, out.stdout + out.stderr
     assert out.stdout.strip(), "an example prints what it showed"
+
+
+def protocol_examples() -> list[str]:
+    """Every JSON object in docs/protocol.md's json blocks, but those cut short with "..."."""
+    text = (ROOT / "docs" / "protocol.md").read_text(encoding="utf-8")
+    decoder = json.JSONDecoder()
+    found = []
+    for block in re.findall(r"```json\n(.*?)```", text, re.S):
+        pos = 0
+        while (start := block.find("{", pos)) != -1:
+            obj, pos = decoder.raw_decode(block, start)
+            if "..." not in obj:  # {"...": "..."} marks an example cut short
+                found.append(json.dumps(obj))
+    return found
+
+
+@pytest.mark.parametrize("example", protocol_examples(), ids=lambda s: json.loads(s)["type"])
+def test_protocol_doc_examples_are_valid_frames(example: str) -> None:
+    """Each example is a frame one side may send: the codec of the other side accepts it."""
+    errors = []
+    for decode in (decode_client, decode_server):
+        try:
+            decode(example)
+            return
+        except ProtocolError as exc:
+            errors.append(str(exc))
+    pytest.fail(f"{example}: {errors}")
+
+
+def test_protocol_doc_shows_every_message_type() -> None:
+    shown = {json.loads(e)["type"] for e in protocol_examples()}
+    assert (CLIENT_TYPES | SERVER_TYPES) - shown == set()
