@@ -39,6 +39,19 @@ from .errors import ClientError, NotConnected
 from .policy import Policy
 from .streaming import DrainRequest, StreamingClient
 
+WEBRTC_COMMANDS = (
+    "webrtc.enable",
+    "webrtc.add_track",
+    "webrtc.remove_track",
+    "webrtc.request_peer_track",
+    "webrtc.remove_peer_track",
+    "webrtc.send_message",
+    "webrtc.status",
+    "webrtc.media_report",
+    "webrtc.stats",
+)
+"""The WebRTC extension's commands (squall.client.webrtc.driver); aiortc loads on enable."""
+
 COMMANDS = (
     "configure",
     "connect",
@@ -57,6 +70,7 @@ COMMANDS = (
     "request_track",
     "status",
     "quit",
+    *WEBRTC_COMMANDS,
 )
 
 DRAIN_ANSWERS = ("pending", "done", "none")
@@ -87,6 +101,7 @@ class Driver:
         self.drain: DrainRequest | None = None
         self.done = asyncio.Event()
         self.t0 = self.clock.now()
+        self.webrtc: Any = None  # a squall.client.webrtc.driver.WebRTCDriver once enabled
 
     # --- plumbing -------------------------------------------------------------------------------
 
@@ -148,7 +163,7 @@ class Driver:
         name = command.get("cmd")
         args = command.get("args") or {}
         handler: Callable[[dict[str, Any]], Awaitable[Any]] | None = getattr(
-            self, f"cmd_{name}", None
+            self, f"cmd_{str(name).replace('.', '_')}", None
         )
         if name not in COMMANDS or handler is None:
             self.write(
@@ -251,10 +266,67 @@ class Driver:
         return self.client.snapshot()
 
     async def cmd_quit(self, args: dict[str, Any]) -> Any:
-        if self.client is not None:
-            await self.client.disconnect()
+        await self.close()
         self.done.set()
         return None
+
+    async def close(self) -> None:
+        """Close every peer connection (if WebRTC is on), then the client; idempotent."""
+        if self.webrtc is not None:
+            webrtc, self.webrtc = self.webrtc, None
+            await webrtc.close()
+        if self.client is not None:
+            await self.client.disconnect()
+
+    # --- the WebRTC extension (docs/driver.md#webrtc) --------------------------------------------
+
+    def _emit(self, event: str, data: Any) -> None:
+        self.write({"event": event, "data": data, "t": round(self.clock.now() - self.t0, 6)})
+
+    async def cmd_webrtc_enable(self, args: dict[str, Any]) -> Any:
+        """Attach the WebRTC extension to this client; do it before ``join_room``."""
+        if self.webrtc is None:
+            from .webrtc.driver import WebRTCDriver
+
+            client = self._client()
+            if client.snapshot().get("rooms"):
+                raise CommandError("enable WebRTC before joining a room")
+            self.webrtc = WebRTCDriver(
+                client,
+                self._emit,
+                permanent_id=args.get("permanent_id"),
+                name=str(self.config.get("token") or "client"),
+            )
+        return {"enabled": True, "commands": list(WEBRTC_COMMANDS)}
+
+    def _rtc(self) -> Any:
+        if self.webrtc is None:
+            raise CommandError("WebRTC is not enabled: send webrtc.enable before join_room")
+        return self.webrtc
+
+    async def cmd_webrtc_add_track(self, args: dict[str, Any]) -> Any:
+        return await self._rtc().add_track(args)
+
+    async def cmd_webrtc_remove_track(self, args: dict[str, Any]) -> Any:
+        return await self._rtc().remove_track(args)
+
+    async def cmd_webrtc_request_peer_track(self, args: dict[str, Any]) -> Any:
+        return await self._rtc().request_peer_track(args)
+
+    async def cmd_webrtc_remove_peer_track(self, args: dict[str, Any]) -> Any:
+        return await self._rtc().remove_peer_track(args)
+
+    async def cmd_webrtc_send_message(self, args: dict[str, Any]) -> Any:
+        return await self._rtc().send_message(args)
+
+    async def cmd_webrtc_status(self, args: dict[str, Any]) -> Any:
+        return await self._rtc().status(args)
+
+    async def cmd_webrtc_media_report(self, args: dict[str, Any]) -> Any:
+        return await self._rtc().media_report(args)
+
+    async def cmd_webrtc_stats(self, args: dict[str, Any]) -> Any:
+        return await self._rtc().stats(args)
 
 
 def _topics(args: dict[str, Any]) -> list[str]:
@@ -324,8 +396,7 @@ async def serve(stdin: TextIO, stdout: TextIO, ns: argparse.Namespace) -> None:
         task.add_done_callback(tasks.discard)
     if tasks:
         await asyncio.gather(*tasks, return_exceptions=True)
-    if driver.client is not None:
-        await driver.client.disconnect()
+    await driver.close()
 
 
 def _read_lines(stdin: TextIO) -> asyncio.Queue[str]:

@@ -10,104 +10,75 @@ Python and HTTP faces can, through the same implementation.
 ``schemas/scenario.schema.json`` is :func:`scenario_json_schema`'s output,
 committed and kept equal by a test, so editors autocomplete.
 
+Step packs extend the set: a module with ``STEP_ARGS`` (step name -> argument
+model, built on :mod:`.base`) and ``HANDLERS`` (step name -> ``async (run, args,
+step_result)``), listed in :data:`STEP_PACKS` or published under the
+``squall.steps`` entry-point group. :func:`register_pack` merges each into
+:data:`STEP_ARGS` and :data:`STEP_HANDLERS` before the closed ``Step`` union is
+built, so validation, the JSON Schema, ``squall validate`` and the runner all see
+the same set. :mod:`.steps_webrtc` (peers, tracks, media) is the built-in pack.
+
 Durations are protocol seconds: a number, or a string ``"500ms"``, ``"30s"``,
 ``"10m"``, ``"1h"``. The scenario's ``timescale`` decides how long they take.
 """
 
 from __future__ import annotations
 
+import importlib
 import inspect
-import re
 import typing
+from collections.abc import Awaitable, Callable
+from importlib.metadata import entry_points
+from types import ModuleType
 from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import (
-    BaseModel,
     BeforeValidator,
     ConfigDict,
     Discriminator,
     Field,
-    GetJsonSchemaHandler,
     Tag,
     create_model,
-    model_validator,
 )
-from pydantic.json_schema import JsonSchemaValue
-from pydantic_core import PydanticCustomError, core_schema
 
 from squall.faults import TOXICS
 from squall.simulator import OPERATIONS
 from squall.simulator.server import Simulator
 
-# --- scalars ---------------------------------------------------------------------------------
+from .base import (
+    DURATION_SCHEMA,
+    Args,
+    ClientArgs,
+    DurationField,
+    Model,
+    Name,
+    ScenarioId,
+    Severity,
+    Within,
+    _is_duration,
+    parse_duration,
+)
 
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|min|h)?\s*$")
-_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "min": 60.0, "h": 3600.0, None: 1.0}
-
-
-def parse_duration(value: Any) -> Any:
-    """``"500ms"`` -> 0.5, ``"10m"`` -> 600.0, numbers unchanged; anything else is left to fail."""
-    if isinstance(value, str):
-        match = _DURATION.match(value)
-        if not match:
-            raise PydanticCustomError(
-                "duration",
-                "expected a duration like 500ms, 30s, 10m or a number of seconds, got {value}",
-                {"value": repr(value)},
-            )
-        return float(match.group(1)) * _UNITS[match.group(2)]
-    return value
-
-
-DURATION_SCHEMA: dict[str, Any] = {
-    "anyOf": [
-        {"type": "number", "minimum": 0},
-        {"type": "string", "pattern": r"^\s*\d+(\.\d+)?\s*(ms|s|m|min|h)?\s*$"},
-    ],
-}
-
-Name = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_-]*$", max_length=64)]
-ScenarioId = Annotated[str, Field(pattern=r"^[a-z0-9_-]+(\.[a-z0-9_-]+)+$")]
-DurationField = Annotated[float, BeforeValidator(parse_duration), Field(ge=0)]
-"""Protocol seconds; the JSON Schema accepts a number or a duration string."""
-
-
-class Model(BaseModel):
-    """Base of every scenario model: unknown keys are an error, never ignored."""
-
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
-
-    @classmethod
-    def __get_pydantic_json_schema__(
-        cls, schema: core_schema.CoreSchema, handler: GetJsonSchemaHandler
-    ) -> JsonSchemaValue:
-        out = handler(schema)
-        out = handler.resolve_ref_schema(out)
-        # Durations: a number or "30s" (pydantic only knows the float after parsing).
-        for name, field in cls.model_fields.items():
-            if any(
-                isinstance(m, BeforeValidator) and m.func is parse_duration for m in field.metadata
-            ):
-                key = field.alias or name
-                prop = out.get("properties", {}).get(key)
-                if prop is not None:
-                    extra = {k: v for k, v in prop.items() if k in ("title", "description")}
-                    default = {"default": prop["default"]} if "default" in prop else {}
-                    if "anyOf" in prop and {"type": "null"} in prop["anyOf"]:
-                        prop.clear()
-                        prop.update({"anyOf": [*DURATION_SCHEMA["anyOf"], {"type": "null"}]})
-                    else:
-                        prop.clear()
-                        prop.update(DURATION_SCHEMA)
-                    prop.update(extra | default)
-        return out
-
-
-def _is_duration(annotation: Any) -> bool:
-    return annotation in (float, float | None)
-
-
-# --- the scenario header -------------------------------------------------------------------
+__all__ = [
+    "DURATION_SCHEMA",
+    "STEP_ARGS",
+    "STEP_HANDLERS",
+    "STEP_MODELS",
+    "STEP_PACKS",
+    "Args",
+    "ClientArgs",
+    "DurationField",
+    "Model",
+    "Name",
+    "Scenario",
+    "ScenarioId",
+    "Severity",
+    "Step",
+    "Within",
+    "parse_duration",
+    "register_pack",
+    "scenario_json_schema",
+]
 
 
 class ClientSpec(Model):
@@ -181,63 +152,6 @@ class Scenario(Model):
 # --- steps -----------------------------------------------------------------------------------
 
 
-class Args(Model):
-    """Arguments of one step. ``_shorthand`` names the field a bare scalar fills."""
-
-    _shorthand: ClassVar[str | None] = None
-
-    @classmethod
-    def _shorthand_key(cls) -> str | None:
-        if not cls._shorthand:
-            return None
-        field = cls.model_fields[cls._shorthand]
-        return field.alias or cls._shorthand
-
-    @model_validator(mode="before")
-    @classmethod
-    def _scalar(cls, value: Any) -> Any:
-        key = cls._shorthand_key()
-        if key and not isinstance(value, dict):
-            return {key: value}
-        return value
-
-    @classmethod
-    def __get_pydantic_json_schema__(
-        cls, schema: core_schema.CoreSchema, handler: GetJsonSchemaHandler
-    ) -> JsonSchemaValue:
-        out = super().__get_pydantic_json_schema__(schema, handler)
-        key = cls._shorthand_key()
-        if key:
-            prop = out.get("properties", {}).get(key, {})
-            short = {k: v for k, v in prop.items() if k not in ("title", "description")}
-            body = {k: v for k, v in out.items()}
-            out.clear()
-            out.update({"anyOf": [short or {"type": "string"}, body]})
-            for key in ("title", "description"):
-                if key in body:
-                    out[key] = body.pop(key)
-        return out
-
-
-class Severity(Model):
-    """Mixed into expectations: how a miss counts."""
-
-    level: Literal["strict", "non-strict", "informational"] = Field(
-        "strict",
-        description="strict: a miss is FAILED; non-strict: NON-STRICT; informational: noted only",
-    )
-
-
-class ClientArgs(Args):
-    _shorthand: ClassVar[str | None] = "client"
-    client: Name
-    wait: bool = Field(False, description="wait for the driver's reply before the next step")
-    as_: Name | None = Field(None, alias="as", description="store the reply's result in this var")
-    expect_error: bool | str | None = Field(
-        None, description="with wait: the reply must be an error (matching this regex)"
-    )
-
-
 class Connect(ClientArgs):
     token: str | None = Field(None, description="override the client's token for this connect")
     urls: list[str] | None = None
@@ -304,10 +218,6 @@ class SetVars(Args):
     """Set variables (values may use ``${...}`` and faker)."""
 
     model_config = ConfigDict(extra="allow")
-
-
-class Within(Severity):
-    within: DurationField = Field(2.0, description="deadline in protocol seconds")
 
 
 class ExpectEvent(Args, Within):
@@ -451,7 +361,7 @@ def _server_args(op: str) -> type[ServerOp]:
 
 SERVER_OPS = [name for name, spec in OPERATIONS.items() if spec.method == "POST"]
 
-STEP_ARGS: dict[str, type[Args]] = {
+CORE_STEPS: dict[str, type[Args]] = {
     "client.connect": Connect,
     "client.disconnect": ClientArgs,
     "client.reconnect": ClientArgs,
@@ -481,7 +391,63 @@ STEP_ARGS: dict[str, type[Args]] = {
     "expect.transcript": ExpectTranscript,
     "expect.var": ExpectVar,
 }
-"""Every step name and the model of its arguments: the closed set."""
+"""The core steps, run by the runner itself (client, server, network, wait, set, expect)."""
+
+StepHandler = Callable[[Any, Any, Any], Awaitable["str | None"]]
+"""``async handler(run, args, step_result)``: ``None`` (held on time), a sentence (late) or
+raises ``StepFailed``; the same contract as the core expectations."""
+
+STEP_PACKS: tuple[str, ...] = ("squall.conformance.steps_webrtc",)
+"""Built-in step packs (module names); more come from the ``squall.steps`` entry points."""
+
+ENTRY_POINT_GROUP = "squall.steps"
+
+STEP_ARGS: dict[str, type[Args]] = dict(CORE_STEPS)
+"""Every step name and the model of its arguments: the closed set (core + packs)."""
+
+STEP_HANDLERS: dict[str, StepHandler] = {}
+"""Step name -> handler, for every step a pack contributed."""
+
+PACKS: dict[str, ModuleType] = {}
+
+
+class StepPackError(Exception):
+    """A step pack that cannot be merged: a clash with an existing step, or a step with no
+    handler."""
+
+
+def register_pack(module: ModuleType) -> None:
+    """Merge one pack's ``STEP_ARGS`` and ``HANDLERS`` (before ``Step`` is built)."""
+    name = module.__name__
+    if name in PACKS:
+        return
+    args: dict[str, type[Args]] = getattr(module, "STEP_ARGS", {})
+    handlers: dict[str, StepHandler] = getattr(module, "HANDLERS", {})
+    clash = sorted(set(args) & set(STEP_ARGS))
+    if clash:
+        raise StepPackError(f"step pack {name} redefines steps: {', '.join(clash)}")
+    missing = sorted(set(args) - set(handlers))
+    extra = sorted(set(handlers) - set(args))
+    if missing or extra:
+        raise StepPackError(
+            f"step pack {name}: steps without a handler {missing}, handlers without a step {extra}"
+        )
+    for step, model in args.items():
+        if not (isinstance(model, type) and issubclass(model, Args)):
+            raise StepPackError(f"step pack {name}: {step} is not a squall.conformance.base.Args")
+    STEP_ARGS.update(args)
+    STEP_HANDLERS.update(handlers)
+    PACKS[name] = module
+
+
+def _load_packs() -> None:
+    for name in STEP_PACKS:
+        register_pack(importlib.import_module(name))
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        register_pack(ep.load())
+
+
+_load_packs()
 
 
 class StepBase(Model):

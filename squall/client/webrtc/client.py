@@ -64,6 +64,39 @@ class WebRTCClient:
             send = self.wire.send
         else:
             raise ValueError(f"signalling must be 'streaming' or 'wire', got {signalling!r}")
+        self._media(send, token, permanent_id, ice_servers)
+
+    @classmethod
+    def over(
+        cls,
+        client: StreamingClient,
+        *,
+        permanent_id: str | None = None,
+        ice_servers: Sequence[str | RTCIceServer] = (),
+        name: str = "client",
+    ) -> WebRTCClient:
+        """The WebRTC extension on top of an existing reference client (the driver's).
+
+        Rooms are joined through ``client`` itself (``client.join_room``): the member
+        learns its room and sid from the ``joined`` frame, so create it before joining.
+        """
+        self = cls.__new__(cls)
+        self.events = Events()
+        self.frames = []
+        self.client = client
+        self.wire = None
+        self._media(
+            StreamingSignalling(client, self._on_frame).send, name, permanent_id, ice_servers
+        )
+        return self
+
+    def _media(
+        self,
+        send: Callable[[Frame], None],
+        token: str,
+        permanent_id: str | None,
+        ice_servers: Sequence[str | RTCIceServer],
+    ) -> None:
         self.member = RoomMember(
             send,
             configuration=rtc_configuration(ice_servers),
