@@ -19,7 +19,7 @@ import asyncio
 import contextlib
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from squall.clock import LoopClock
@@ -94,6 +94,8 @@ class Run:
         self._changed = asyncio.Event()
         self._timers: list[asyncio.TimerHandle] = []
         self._tasks: set[asyncio.Task[Any]] = set()
+        self.ext: dict[str, Any] = {}  # step packs keep their per-run state here
+        self.cleanups: list[Callable[[], Awaitable[Any]]] = []  # run at the end, last first
         self.result = Result(
             scenario=self.sc.id,
             title=self.sc.title,
@@ -228,6 +230,12 @@ class Run:
             timer.cancel()
         for task in list(self._tasks):
             task.cancel()
+        while self.cleanups:
+            cleanup = self.cleanups.pop()
+            try:
+                await asyncio.wait_for(cleanup(), 15.0)
+            except Exception as exc:  # reported; everything else still stops
+                self.result.notes.append(f"cleanup {cleanup!r}: {exc!r}")
         results = await asyncio.gather(
             *(d.stop() for d in self.drivers.values()), return_exceptions=True
         )
@@ -358,6 +366,9 @@ class Run:
             self.on_step(sr)
 
     async def _dispatch(self, name: str, args: Any, sr: StepResult) -> str | None:
+        pack_handler = m.STEP_HANDLERS.get(name)
+        if pack_handler is not None:
+            return await pack_handler(self, args, sr)
         group = name.split(".", 1)[0]
         if group == "client":
             await self._client_step(name.split(".", 1)[1], args)
@@ -390,7 +401,9 @@ class Run:
         wait: bool = False,
         store: str | None = None,
         expect_error: bool | str | None = None,
-    ) -> None:
+        real_timeout: float | None = None,
+    ) -> dict[str, Any] | None:
+        """Send one driver command; with ``wait``, its reply (checked as the step asks)."""
         driver = self.drivers[client]
         if driver.commands and cmd not in driver.commands and cmd != "configure":
             raise StepFailed(
@@ -412,9 +425,10 @@ class Run:
 
         fut.add_done_callback(done)
         if not wait:
-            return
+            return None
+        timeout = max(self.clock.real(30.0) + GRACE * 3, real_timeout or 0.0)
         try:
-            reply = await asyncio.wait_for(asyncio.shield(fut), self.clock.real(30.0) + GRACE * 3)
+            reply = await asyncio.wait_for(asyncio.shield(fut), timeout)
         except TimeoutError:
             raise StepFailed(f"a reply to {cmd}", "no reply before the deadline") from None
         if (
@@ -438,6 +452,7 @@ class Run:
                 )
         elif not reply.get("ok"):
             raise StepFailed(f"{cmd} to succeed", f"{reply.get('type')}: {reply.get('error')}")
+        return dict(reply)
 
     async def _client_step(self, cmd: str, args: Any) -> None:
         fields = set(type(args).model_fields) - {"client", "wait", "as_", "expect_error", "level"}

@@ -1,20 +1,49 @@
-"""WebRTC scenario steps: argument models, ready for the scenario engine to register.
+"""The WebRTC step pack: peers, tracks and media assertions in scenarios (docs/scenarios.md).
 
-The engine's step set (``models.STEP_ARGS``) is closed and built at import, with no
-registration hook yet, so these models are not part of ``Step``. Once the engine
-merges :data:`STEP_ARGS` (or loads them from an entry point) and its runner routes
-``client.webrtc.*`` to driver commands of the same name and ``peer.*`` to
-:class:`squall.simulator.peer.FakePeer`, the YAML in scenarios/webrtc/ can be written
-with them. Until then tests/webrtc/test_scenarios.py runs the same eight scenarios.
+Registered by :mod:`.models` like any pack (``STEP_ARGS`` + ``HANDLERS``):
+
+- ``client.webrtc.*`` send the driver's ``webrtc.*`` commands (docs/driver.md), so
+  they work for any client whose driver implements them;
+- ``peer.*`` drive a :class:`squall.simulator.peer.FakePeer` that the simulator puts
+  in a room (in the runner's process, attached to the scenario's simulator core);
+- ``expect.media``, ``expect.peer_states``, ``expect.packets_rising`` read what a
+  receiver counted (frames, order, loss, black), a peer connection's state
+  histories and getStats deltas, from a client (through the driver) or a fake peer.
+
+Participants are named as in the scenario (a client's name or a fake peer's name);
+the pack turns a name into the permanent id the room knows it by, which survives a
+signalling reconnect, and the driver accepts it wherever a peer sid is expected.
+
+Media runs on the wall clock, not the scenario's: ``within`` and ``over`` of the
+media steps are **real** seconds, whatever the timescale.
 """
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, Literal
+import asyncio
+import contextlib
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from pydantic import Field
 
-from .models import Args, ClientArgs, DurationField, Name, Severity
+from .base import Args, ClientArgs, DurationField, Name, Severity
+
+if TYPE_CHECKING:
+    from squall.simulator.peer import FakePeer
+
+    from .runner import Run
+    from .verdicts import StepResult
+
+MEDIA_GRACE = 5.0  # real seconds on top of a media ``within``: process start, aiortc warm-up
+
+
+# --- argument models -------------------------------------------------------------------------
+
+
+class Enable(ClientArgs):
+    """The client turns its WebRTC extension on (before it joins a room)."""
+
+    permanent_id: str | None = Field(None, description="the permanent id to join rooms with")
 
 
 class AddTrack(ClientArgs):
@@ -42,20 +71,24 @@ class PeerTrackRef(ClientArgs):
 
 
 class WebRTCMessage(ClientArgs):
+    """A message over the data channel (the server relays it only if no channel is open)."""
+
     _shorthand: ClassVar[str | None] = None
     message: Any = None
     to: Name | None = Field(None, description="participant name, or absent for every peer")
 
 
 class FakePeerJoin(Args):
-    """The simulator puts a fake aiortc peer in a room."""
+    """The simulator puts a fake aiortc peer in a room (its permanent id is its name)."""
 
     name: Name
     room: str = Field(min_length=1)
-    video: bool = True
-    audio: bool = True
-    request: Literal["all", "none"] | list[str] = "all"
-    echo: bool = False
+    video: bool = Field(True, description="offer an indexed video track with id 'video'")
+    audio: bool = Field(True, description="offer a 440 Hz tone with id 'audio'")
+    request: Literal["all", "none"] | list[str] = Field(
+        "all", description="which track ids defined by others it requests"
+    )
+    echo: bool = Field(False, description="answer every data-channel message with {echo: it}")
 
 
 class FakePeerRef(Args):
@@ -69,38 +102,399 @@ class ExpectMedia(Args, Severity):
     receiver: Name
     sender: Name
     track: str = Field(min_length=1)
-    frames: int = Field(30, ge=1)
+    frames: int = Field(30, ge=1, description="frames read at the receiver")
+    since: Literal["start", "last"] = Field(
+        "start",
+        description="count from the track's first frame, or on top of what the previous "
+        "expect.media of this receiver, sender and track saw",
+    )
     in_order: float = Field(1.0, ge=0, le=1, description="share of +1 steps between frames")
     black: int = Field(0, ge=0, description="at most this many black frames")
-    within: DurationField = 10.0
+    missing: int | None = Field(None, ge=0, description="at most this many frames skipped")
+    frozen: int | None = Field(None, ge=0, description="at most this many repeated frames")
+    within: DurationField = Field(10.0, description="real seconds (media runs on the wall clock)")
 
 
 class ExpectPeerStates(Args, Severity):
-    """The whole state history of one direction's peer connection between two participants."""
+    """The state history of ``client``'s peer connection with ``peer`` (one direction).
+
+    A list holds when the history starts with its first state, ends with its last,
+    and passes through all of them in this order (a renegotiation may revisit
+    ``connecting``); ``exact: true`` wants the history to be exactly the list.
+    """
 
     client: Name
     peer: Name
     direction: Literal["outbound", "inbound"] = "outbound"
     connection: list[str] | None = None
+    ice_connection: list[str] | None = None
     signaling: list[str] | None = None
+    exact: bool = False
+    within: DurationField = Field(10.0, description="real seconds")
 
 
 class ExpectPacketsRising(Args, Severity):
-    """getStats delta over ``over``: ``client``'s packets to ``peer`` of ``kind`` rose."""
+    """getStats delta over ``over``: packets of ``kind`` between ``client`` and ``peer`` rose."""
 
     client: Name
     peer: Name
     kind: Literal["audio", "video"] = "video"
-    over: DurationField = 1.0
+    direction: Literal["outbound", "inbound"] = Field(
+        "outbound", description="outbound: packetsSent to peer; inbound: packetsReceived from it"
+    )
+    over: DurationField = Field(1.0, description="measurement window, real seconds")
     at_least: int = Field(1, ge=1)
 
 
+# --- helpers -----------------------------------------------------------------------------------
+
+
+def _failed(expected: str, observed: str) -> Exception:
+    from .runner import StepFailed
+
+    return StepFailed(expected, observed)
+
+
+def _peers(run: Run) -> dict[str, FakePeer]:
+    return run.ext.setdefault("webrtc.peers", {})
+
+
+def _names(run: Run) -> str:
+    return ", ".join([*run.sc.clients, *_peers(run)]) or "none"
+
+
+def permanent_id(run: Run, name: str) -> str:
+    """The permanent id a participant has in its room (a fake peer's is its name)."""
+    if name in _peers(run):
+        return name
+    if name not in run.sc.clients:
+        raise _failed(f"a client or fake peer named {name!r}", f"participants: {_names(run)}")
+    assert run.sim is not None
+    session = run.session_of(name)
+    sid = session.get("sid") if session else None
+    for room in run.sim.rooms().values():
+        for member in room["members"]:
+            if member["sid"] == sid:
+                return str(member["permanent_id"])
+    return run.users[name]  # the server's default permanent id is the user
+
+
+def _fake_peer(run: Run, name: str) -> FakePeer:
+    peer = _peers(run).get(name)
+    if peer is None:
+        raise _failed(f"a fake peer named {name!r} (peer.join)", f"fake peers: {_names(run)}")
+    return peer
+
+
+def _remote(peer: FakePeer, pid: str) -> Any:
+    for remote in peer.member.peers.values():
+        if remote.permanent_id == pid:
+            return remote
+    return None
+
+
+async def _client_command(
+    run: Run, args: ClientArgs, cmd: str, payload: dict[str, Any], **kw: Any
+) -> dict[str, Any] | None:
+    return await run._command(
+        args.client,
+        cmd,
+        run.templates.render(payload),
+        wait=kw.pop("wait", args.wait),
+        store=args.as_,
+        expect_error=args.expect_error,
+        **kw,
+    )
+
+
+# --- client steps ------------------------------------------------------------------------------
+
+
+async def enable(run: Run, a: Enable, sr: StepResult) -> None:
+    payload = {"permanent_id": a.permanent_id} if a.permanent_id else {}
+    await _client_command(run, a, "webrtc.enable", payload)
+
+
+async def add_track(run: Run, a: AddTrack, sr: StepResult) -> None:
+    payload = {"kind": a.kind, "id": a.id, "description": a.description}
+    await _client_command(run, a, "webrtc.add_track", payload)
+
+
+async def remove_track(run: Run, a: TrackRef, sr: StepResult) -> None:
+    await _client_command(run, a, "webrtc.remove_track", {"id": a.id})
+
+
+async def request_peer_track(run: Run, a: PeerTrackRef, sr: StepResult) -> None:
+    payload = {"peer": permanent_id(run, a.peer), "id": a.id}
+    await _client_command(run, a, "webrtc.request_peer_track", payload)
+
+
+async def remove_peer_track(run: Run, a: PeerTrackRef, sr: StepResult) -> None:
+    payload = {"peer": permanent_id(run, a.peer), "id": a.id}
+    await _client_command(run, a, "webrtc.remove_peer_track", payload)
+
+
+async def send_message(run: Run, a: WebRTCMessage, sr: StepResult) -> None:
+    payload: dict[str, Any] = {"message": a.message}
+    if a.to is not None:
+        payload["to"] = permanent_id(run, a.to)
+    await _client_command(run, a, "webrtc.send_message", payload)
+
+
+async def status(run: Run, a: ClientArgs, sr: StepResult) -> None:
+    await _client_command(run, a, "webrtc.status", {})
+
+
+# --- fake peers --------------------------------------------------------------------------------
+
+PEER_EVENTS = (
+    "joined",
+    "connect_to_peer",
+    "disconnect_from_peer",
+    "peer_track_defined",
+    "peer_track_identified",
+    "peer_track_removed",
+    "peer_track_definition_removed",
+    "reassign_peer_sid",
+    "message",
+    "signalling_error",
+    "negotiation_failed",
+)
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, str | int | float | bool | type(None) | list | dict):
+        return value
+    return getattr(value, "kind", repr(value))  # a track: its kind
+
+
+async def peer_join(run: Run, a: FakePeerJoin, sr: StepResult) -> None:
+    from squall.simulator.peer import FakePeer
+
+    if a.name in run.sc.clients or a.name in _peers(run):
+        raise _failed(f"a new participant name, not {a.name!r}", f"taken: {_names(run)}")
+    assert run.sim is not None
+    request = a.request if isinstance(a.request, str) else list(a.request)
+    peer = FakePeer(run.sim, a.name, video=a.video, audio=a.audio, request=request, echo=a.echo)
+    _peers(run)[a.name] = peer
+    run.cleanups.append(peer.close)
+    for event in PEER_EVENTS:
+
+        def record(*args: Any, event: str = event) -> None:
+            run.record(f"peer:{a.name}", "event", event=event, data=[_plain(x) for x in args])
+
+        peer.events.on(event, record)
+    await peer.connect()
+    await peer.join_room(a.room)
+
+
+async def peer_reconnect(run: Run, a: FakePeerRef, sr: StepResult) -> None:
+    peer = _fake_peer(run, a.name)
+    old = peer.sid
+    new = await peer.reconnect()
+    run.record("runner", "peer_op", op="reconnect", peer=a.name, old_sid=old, sid=new)
+
+
+async def peer_leave(run: Run, a: FakePeerRef, sr: StepResult) -> None:
+    await _fake_peer(run, a.name).leave_room()
+    run.record("runner", "peer_op", op="leave", peer=a.name)
+
+
+# --- expectations ------------------------------------------------------------------------------
+
+
+def _media_verdict(a: ExpectMedia, report: dict[str, Any], target: int) -> list[str]:
+    problems = []
+    if report.get("frames", 0) < target:
+        problems.append(f"{report.get('frames', 0)} frames, not {target}")
+    if report.get("kind") == "video":
+        if report.get("in_order_share", 0.0) < a.in_order:
+            problems.append(f"in order {report.get('in_order_share'):.3f} < {a.in_order:g}")
+        if report.get("black", 0) > a.black:
+            problems.append(f"{report.get('black')} black frames > {a.black}")
+        if a.missing is not None and report.get("missing", 0) > a.missing:
+            problems.append(f"{report.get('missing')} missing frames > {a.missing}")
+        if a.frozen is not None and report.get("frozen", 0) > a.frozen:
+            problems.append(f"{report.get('frozen')} frozen frames > {a.frozen}")
+    return problems
+
+
+async def _fake_peer_report(
+    peer: FakePeer, owner: str, track: str, target: int, timeout: float
+) -> dict[str, Any] | None:
+    from dataclasses import asdict
+
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    if (owner, track) not in peer.probes:
+        with contextlib.suppress(TimeoutError):
+            await peer.events.wait_for(
+                "peer_track_identified",
+                lambda sid, tid, _t: tid == track and peer.member.peer(sid).permanent_id == owner,
+                timeout=max(deadline - loop.time(), 0.001),
+            )
+        await asyncio.sleep(0)  # the peer's own handler creates the probe
+    probe = peer.probes.get((owner, track))
+    if probe is None:
+        return None
+    with contextlib.suppress(Exception):
+        await probe.frames_at_least(target, timeout=max(deadline - loop.time(), 0.001))
+    report = probe.report()
+    return {**asdict(report), "in_order_share": report.in_order_share}
+
+
+async def expect_media(run: Run, a: ExpectMedia, sr: StepResult) -> None:
+    owner = permanent_id(run, a.sender)
+    key = (a.receiver, owner, a.track)
+    seen: dict[Any, int] = run.ext.setdefault("webrtc.media_seen", {})
+    target = a.frames + (seen.get(key, 0) if a.since == "last" else 0)
+    what = f"{a.receiver} to read {target} frames of {a.sender}/{a.track}"
+    if a.receiver in _peers(run):
+        report = await _fake_peer_report(
+            _fake_peer(run, a.receiver), owner, a.track, target, a.within
+        )
+    else:
+        if a.receiver not in run.sc.clients:
+            raise _failed(f"a receiver named {a.receiver!r}", f"participants: {_names(run)}")
+        reply = await run._command(
+            a.receiver,
+            "webrtc.media_report",
+            {"peer": owner, "track": a.track, "frames": target, "timeout": a.within},
+            wait=True,
+            real_timeout=a.within + MEDIA_GRACE,
+        )
+        result = (reply or {}).get("result") or {}
+        report = next(
+            (
+                t
+                for t in result.get("tracks", [])
+                if t.get("permanent_id") == owner and t.get("id") == a.track
+            ),
+            None,
+        )
+    if report is None:
+        raise _failed(what, f"the track was never identified at {a.receiver}")
+    run.record(
+        "runner", "media", receiver=a.receiver, sender=a.sender, track=a.track, report=report
+    )
+    seen[key] = int(report.get("frames", 0))
+    problems = _media_verdict(a, report, target)
+    if problems:
+        raise _failed(
+            what + f", in order >= {a.in_order:g}, black <= {a.black}",
+            "; ".join(problems) + f" (report: {_brief(report)})",
+        )
+
+
+def _brief(report: dict[str, Any]) -> str:
+    keys = ("frames", "in_order_share", "missing", "frozen", "black", "silent", "ended")
+    return ", ".join(f"{k}={report.get(k)}" for k in keys if k in report)
+
+
+def states_match(history: list[str], want: list[str], exact: bool) -> bool:
+    """``want`` against one state history (see :class:`ExpectPeerStates`)."""
+    if exact:
+        return history == want
+    if not history or not want or history[0] != want[0] or history[-1] != want[-1]:
+        return False
+    it = iter(history)
+    return all(state in it for state in want)
+
+
+async def _histories(run: Run, a: ExpectPeerStates, pid: str) -> dict[str, Any] | None:
+    if a.client in _peers(run):
+        remote = _remote(_fake_peer(run, a.client), pid)
+        if remote is None:
+            return None
+        log = remote.out_states if a.direction == "outbound" else remote.in_states
+        return log.as_dict() if log is not None else None
+    reply = await run._command(a.client, "webrtc.media_report", {}, wait=True)
+    for peer in ((reply or {}).get("result") or {}).get("peers", []):
+        if peer.get("permanent_id") == pid:
+            return peer.get(a.direction)
+    return None
+
+
+async def expect_peer_states(run: Run, a: ExpectPeerStates, sr: StepResult) -> None:
+    pid = permanent_id(run, a.peer)
+    wanted = {
+        k: v
+        for k, v in (
+            ("connection", a.connection),
+            ("ice_connection", a.ice_connection),
+            ("signaling", a.signaling),
+        )
+        if v is not None
+    }
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + a.within
+    while True:
+        got = await _histories(run, a, pid)
+        if got is not None and all(
+            states_match(got.get(k) or [], v, a.exact) for k, v in wanted.items()
+        ):
+            return
+        if loop.time() >= deadline:
+            shown = {k: (got or {}).get(k) for k in wanted} if got else "no such connection"
+            raise _failed(
+                f"{a.client}'s {a.direction} connection with {a.peer}: {wanted}"
+                + (" exactly" if a.exact else ""),
+                str(shown),
+            )
+        # aiortc state changes emit no driver event: look again on the next record, or soon
+        run._changed.clear()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(run._changed.wait(), 0.1)
+
+
+async def expect_packets_rising(run: Run, a: ExpectPacketsRising, sr: StepResult) -> None:
+    pid = permanent_id(run, a.peer)
+    counter = (
+        f"outbound-rtp.{a.kind}.packetsSent"
+        if a.direction == "outbound"
+        else f"inbound-rtp.{a.kind}.packetsReceived"
+    )
+    if a.client in _peers(run):
+        from squall.media.observe import stats_delta, stats_snapshot
+
+        remote = _remote(_fake_peer(run, a.client), pid)
+        pc = (
+            None
+            if remote is None
+            else (remote.outbound if a.direction == "outbound" else remote.inbound)
+        )
+        if pc is None:
+            raise _failed(f"{a.client} has a {a.direction} connection with {a.peer}", "it has none")
+        before = await stats_snapshot(pc)
+        await asyncio.sleep(a.over)  # a measurement window, not a wait for an event
+        delta = stats_delta(before, await stats_snapshot(pc))
+    else:
+        reply = await run._command(
+            a.client,
+            "webrtc.stats",
+            {"peer": pid, "direction": a.direction, "over": a.over},
+            wait=True,
+            real_timeout=a.over + MEDIA_GRACE,
+        )
+        delta = ((reply or {}).get("result") or {}).get("delta") or {}
+    run.record("runner", "stats", client=a.client, peer=a.peer, over=a.over, delta=delta)
+    if delta.get(counter, 0) < a.at_least:
+        raise _failed(
+            f"{counter} of {a.client} with {a.peer} to rise by >= {a.at_least} over {a.over:g}s",
+            f"it rose by {delta.get(counter, 0)} (delta: {delta})",
+        )
+
+
+# --- the pack ----------------------------------------------------------------------------------
+
 STEP_ARGS: dict[str, type[Args]] = {
+    "client.webrtc.enable": Enable,
     "client.webrtc.add_track": AddTrack,
     "client.webrtc.remove_track": TrackRef,
     "client.webrtc.request_peer_track": PeerTrackRef,
     "client.webrtc.remove_peer_track": PeerTrackRef,
     "client.webrtc.send_message": WebRTCMessage,
+    "client.webrtc.status": ClientArgs,
     "peer.join": FakePeerJoin,
     "peer.reconnect": FakePeerRef,
     "peer.leave": FakePeerRef,
@@ -108,4 +502,21 @@ STEP_ARGS: dict[str, type[Args]] = {
     "expect.peer_states": ExpectPeerStates,
     "expect.packets_rising": ExpectPacketsRising,
 }
-"""The WebRTC steps and the model of their arguments, for the engine to merge."""
+"""The WebRTC steps and the model of their arguments."""
+
+HANDLERS: dict[str, Any] = {
+    "client.webrtc.enable": enable,
+    "client.webrtc.add_track": add_track,
+    "client.webrtc.remove_track": remove_track,
+    "client.webrtc.request_peer_track": request_peer_track,
+    "client.webrtc.remove_peer_track": remove_peer_track,
+    "client.webrtc.send_message": send_message,
+    "client.webrtc.status": status,
+    "peer.join": peer_join,
+    "peer.reconnect": peer_reconnect,
+    "peer.leave": peer_leave,
+    "expect.media": expect_media,
+    "expect.peer_states": expect_peer_states,
+    "expect.packets_rising": expect_packets_rising,
+}
+"""How the runner carries out each step: ``await handler(run, args, step_result)``."""
