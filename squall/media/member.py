@@ -365,6 +365,11 @@ class RoomMember:
             return
         self._start_sending(peer, local)
 
+    def _on_left(self, frame: Frame) -> None:
+        """The server confirmed our ``leave`` (whoever sent it): every peer ends."""
+        if frame.get("room") == self.room:
+            self.left_room()
+
     def _on_error(self, frame: Frame) -> None:
         self.events.emit("signalling_error", frame)
 
