@@ -59,7 +59,9 @@ def main() -> int:
     print(f"scenarios: {len(results)} on {os.cpu_count()} cores, -j {args.jobs}: {verdicts}")
     print(f"wall time of the whole set: {wall:.1f} s (target <= 60 s)")
     print(f"protocol time covered: {proto:.0f} s; ratio protocol/wall: x{proto / wall:.0f}")
-    print(f"sum of per-scenario wall: {busy:.1f} s; ratio protocol/scenario-wall: x{proto / busy:.0f}")
+    print(
+        f"sum of per-scenario wall: {busy:.1f} s; ratio protocol/scenario-wall: x{proto / busy:.0f}"
+    )
     print(f"baseline, {len(results)} bare connect scenarios sequentially: {base:.1f} s")
     print(f"set vs bare sequential baseline: x{wall / base:.2f}")
     return 0 if "FAILED" not in verdicts else 1

@@ -99,6 +99,9 @@ class Args(Model):
     """Arguments of one step. ``_shorthand`` names the field a bare scalar fills."""
 
     _shorthand: ClassVar[str | None] = None
+    _declares: ClassVar[str | None] = None
+    """A field naming a participant this step brings in (``peer.join``'s ``name``): steps
+    may then refer to it wherever they name a client, peer, receiver or sender."""
 
     @classmethod
     def _shorthand_key(cls) -> str | None:

@@ -243,10 +243,15 @@ def parse(text: str, path: str = "<string>") -> Loaded:
 def check_references(path: str, tree: Any, scenario: Scenario) -> list[Problem]:
     """What the schema cannot say: steps naming clients the scenario does not declare."""
     problems = []
+    # participants: the clients, and whoever a step brings in (a pack's ``_declares`` field)
     names = set(scenario.clients)
+    for step in scenario.steps:
+        declared = getattr(step.args, "_declares", None)
+        if declared:
+            names.add(getattr(step.args, declared))
     for i, step in enumerate(scenario.steps):
         args = step.args
-        for key in ("client",):
+        for key in ("client", "peer", "receiver", "sender"):
             value = getattr(args, key, None)
             if isinstance(value, str) and "${" not in value and value not in names:
                 line, col = locate(tree, ["steps", i])
@@ -255,7 +260,7 @@ def check_references(path: str, tree: Any, scenario: Scenario) -> list[Problem]:
                         path,
                         line + 1,
                         col + 1,
-                        f"steps[{i}].{step.name}.client",
+                        f"steps[{i}].{step.name}.{key}",
                         f"unknown client {value!r} (this scenario declares: "
                         f"{', '.join(sorted(names))})",
                     )

@@ -81,6 +81,7 @@ class WebRTCMessage(ClientArgs):
 class FakePeerJoin(Args):
     """The simulator puts a fake aiortc peer in a room (its permanent id is its name)."""
 
+    _declares: ClassVar[str | None] = "name"
     name: Name
     room: str = Field(min_length=1)
     video: bool = Field(True, description="offer an indexed video track with id 'video'")
