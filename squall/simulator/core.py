@@ -538,15 +538,33 @@ class SimulatorCore:
         head = '{"type":"notification","seq":'
         tail = "," + json.dumps({"topic": topic, "payload": payload}, separators=(",", ":"))[1:]
         delivered = buffered = overflowed = 0
+        record = self.transcript.record
+        now = self.clock.now()  # one clock read stamps the whole fan-out
         for session in tuple(subscribers):
             session.seq += 1
             text = f"{head}{session.seq}{tail}"
             conn = session.connection
             # A socket that died before the server noticed must not swallow the notification:
             # it goes to the recovery buffer like any other for a detached session.
-            if conn is not None and self.send_text(conn, text, "notification"):
-                delivered += 1
-                continue
+            if conn is not None:
+                if conn.silenced or conn.closed:
+                    sent = self.send_text(conn, text, "notification")
+                elif conn.link.send_text(text):  # the hot path, same record as send_text's
+                    record(
+                        "frame",
+                        at=now,
+                        dir="out",
+                        conn=conn.link.id,
+                        session=session.id,
+                        type="notification",
+                        text=text,
+                    )
+                    sent = True
+                else:
+                    sent = self.send_text(conn, text, "notification")
+                if sent:
+                    delivered += 1
+                    continue
             if len(session.buffer) >= self.config.recovery_buffer_size:
                 if session.buffer:
                     session.buffer.popleft()

@@ -17,7 +17,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from pydantic import Field
-from websockets.asyncio.server import Server, ServerConnection, broadcast, serve
+from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 from websockets.protocol import State
@@ -43,8 +43,14 @@ class WebSocketLink:
     def send_text(self, text: str) -> bool:
         if self.ws.protocol.state is not State.OPEN or self.ws.transport.is_closing():
             return False
-        # broadcast() writes synchronously, which keeps the core free of awaits and frames in order.
-        broadcast([self.ws], text, raise_exceptions=True)
+        # Written synchronously through websockets' sans-I/O protocol (what broadcast() does,
+        # without its per-call setup): the core stays free of awaits and frames stay in order.
+        protocol = self.ws.protocol
+        protocol.send_text(text.encode())
+        transport = self.ws.transport
+        for data in protocol.data_to_send():
+            if data:
+                transport.write(data)
         return True
 
     def close(self, code: int, reason: str) -> None:

@@ -48,8 +48,10 @@ class Transcript:
         self.records: list[dict[str, Any]] = []
         self._listeners: list[Listener] = []
 
-    def record(self, kind: str, **fields: Any) -> dict[str, Any]:
-        rec = {"n": len(self.records), "t": self._now(), "src": self.source, "kind": kind, **fields}
+    def record(self, kind: str, *, at: float | None = None, **fields: Any) -> dict[str, Any]:
+        """Append one record; ``at`` lets a caller stamp a batch with one clock read."""
+        t = self._now() if at is None else at
+        rec = {"n": len(self.records), "t": t, "src": self.source, "kind": kind, **fields}
         self.records.append(rec)
         for listener in tuple(self._listeners):
             listener(rec)
