@@ -1,7 +1,8 @@
 """The issue's eight WebRTC scenarios, as pytest tests: real aiortc peers, 127.0.0.1 only.
 
-Each test mirrors one YAML scenario of scenarios/webrtc/ (same id in the docstring),
-so the two can be compared until the conformance engine runs the YAML directly.
+Each test mirrors one YAML scenario of scenarios/webrtc/ (same id in the docstring):
+the YAML runs through the driver under `pytest conformance/`, these test the
+library directly.
 Media windows are ~1 s: a measurement, not a wait for an event.
 """
 
