@@ -26,6 +26,8 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from pydantic import Field
 
+from squall.media.events import MEMBER_EVENTS
+
 from .base import Args, ClientArgs, DurationField, Name, Severity
 
 if TYPE_CHECKING:
@@ -248,19 +250,7 @@ async def status(run: Run, a: ClientArgs, sr: StepResult) -> None:
 
 # --- fake peers --------------------------------------------------------------------------------
 
-PEER_EVENTS = (
-    "joined",
-    "connect_to_peer",
-    "disconnect_from_peer",
-    "peer_track_defined",
-    "peer_track_identified",
-    "peer_track_removed",
-    "peer_track_definition_removed",
-    "reassign_peer_sid",
-    "message",
-    "signalling_error",
-    "negotiation_failed",
-)
+PEER_EVENTS = ("joined", *MEMBER_EVENTS)
 
 
 def _plain(value: Any) -> Any:

@@ -97,3 +97,18 @@ class Events:
             raise TimeoutError(
                 f"no {name!r} event within {timeout:g}s (events since the mark: {seen})"
             ) from None
+
+
+# What a room member (the client extension or the simulator's fake peer) reports, RTCCafe-named.
+MEMBER_EVENTS = (
+    "connect_to_peer",
+    "disconnect_from_peer",
+    "peer_track_defined",
+    "peer_track_identified",
+    "peer_track_removed",
+    "peer_track_definition_removed",
+    "reassign_peer_sid",
+    "message",
+    "signalling_error",
+    "negotiation_failed",
+)

@@ -24,6 +24,7 @@ from typing import Any
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
 from squall.client.streaming import StreamingClient
+from squall.media.events import MEMBER_EVENTS
 from squall.media.member import RemotePeer
 from squall.media.observe import stats_delta, stats_snapshot
 from squall.media.probe import TrackProbe
@@ -31,19 +32,7 @@ from squall.media.tracks import IndexedVideoTrack, ToneAudioTrack
 
 from .client import WebRTCClient
 
-EVENTS = (
-    "connect_to_peer",
-    "disconnect_from_peer",
-    "peer_track_defined",
-    "peer_track_identified",
-    "peer_track_removed",
-    "peer_track_definition_removed",
-    "reassign_peer_sid",
-    "message",
-    "signalling_error",
-    "negotiation_failed",
-    "webrtc_error",
-)
+EVENTS = (*MEMBER_EVENTS, "webrtc_error")
 """The extension's events, forwarded as ``webrtc.<name>`` driver events."""
 
 DEFAULT_TIMEOUT = 10.0
