@@ -43,6 +43,16 @@ async def defined(client, track_id: str) -> str:
     return str(ev.args[0])
 
 
+async def camera_shared(make_client, frames: int = 5):
+    """alice and bob in "lobby", alice's camera flowing to bob: (alice, bob, bob's probe)."""
+    alice = await make_client("alice", room="lobby")
+    bob = await make_client("bob", room="lobby")
+    alice.add_track(IndexedVideoTrack(), "cam", id="cam")
+    probe = await receive(bob, await defined(bob, "cam"), "cam")
+    await probe.frames_at_least(frames, timeout=DEADLINE)
+    return alice, bob, probe
+
+
 async def test_two_clients_exchange_video_and_audio(make_client) -> None:
     """webrtc.exchange: each sends video and audio; states, frames and packet counts all move."""
     alice = await make_client("alice", room="lobby")
@@ -97,11 +107,7 @@ async def test_two_clients_exchange_video_and_audio(make_client) -> None:
 
 async def test_removed_track_is_seen_as_removed(make_client) -> None:
     """webrtc.remove_track: the owner removes a track; the peer hears it removed, twice over."""
-    alice = await make_client("alice", room="lobby")
-    bob = await make_client("bob", room="lobby")
-    alice.add_track(IndexedVideoTrack(), "cam", id="cam")
-    probe = await receive(bob, await defined(bob, "cam"), "cam")
-    await probe.frames_at_least(5, timeout=DEADLINE)
+    alice, bob, probe = await camera_shared(make_client)
     mark = bob.events.mark()
     assert alice.remove_track("cam") == "cam"
     assert alice.remove_track("cam") is None
@@ -150,11 +156,7 @@ async def test_request_peer_track_from_fake_peer(sim, make_client) -> None:
 
 async def test_signalling_reconnect_rekeys_the_peer_and_media_keeps_flowing(make_client) -> None:
     """webrtc.reconnect: a new sid, reassign_peer_sid at the peer, no frame lost meanwhile."""
-    alice = await make_client("alice", room="lobby")
-    bob = await make_client("bob", room="lobby")
-    alice.add_track(IndexedVideoTrack(), "cam", id="cam")
-    probe = await receive(bob, await defined(bob, "cam"), "cam")
-    await probe.frames_at_least(5, timeout=DEADLINE)
+    alice, bob, probe = await camera_shared(make_client)
     old = alice.sid
     mark = bob.events.mark()
     new = await alice.reconnect()
@@ -208,11 +210,7 @@ async def test_signalling_under_latency(sim, make_client) -> None:
 
 async def test_a_peer_leaves(make_client) -> None:
     """webrtc.leave: leave_room ends both peer connections and every definition, at both ends."""
-    alice = await make_client("alice", room="lobby")
-    bob = await make_client("bob", room="lobby")
-    alice.add_track(IndexedVideoTrack(), "cam", id="cam")
-    probe = await receive(bob, await defined(bob, "cam"), "cam")
-    await probe.frames_at_least(5, timeout=DEADLINE)
+    alice, bob, probe = await camera_shared(make_client)
     await connected(alice, bob)
     a_sid = alice.sid
     peer = bob.peer(a_sid)
@@ -234,11 +232,7 @@ async def test_a_peer_leaves(make_client) -> None:
 
 async def test_renegotiation_adds_a_track_without_disturbing_the_first(make_client) -> None:
     """webrtc.renegotiate: a second track mid-call; the first keeps every frame, in order."""
-    alice = await make_client("alice", room="lobby")
-    bob = await make_client("bob", room="lobby")
-    alice.add_track(IndexedVideoTrack(), "cam", id="cam")
-    cam = await receive(bob, await defined(bob, "cam"), "cam")
-    await cam.frames_at_least(10, timeout=DEADLINE)
+    alice, bob, cam = await camera_shared(make_client, frames=10)
     peer = alice.peer(bob.sid)
     offers = peer.offers
     alice.add_track(IndexedVideoTrack(), "screen", id="screen")
@@ -310,11 +304,7 @@ async def _until(predicate, timeout: float = DEADLINE) -> None:
 
 async def test_remove_peer_track_stops_the_sender(make_client) -> None:
     """webrtc.remove_peer_track: the receiver drops a track; the owner stops sending it."""
-    alice = await make_client("alice", room="lobby")
-    bob = await make_client("bob", room="lobby")
-    alice.add_track(IndexedVideoTrack(), "cam", id="cam")
-    probe = await receive(bob, await defined(bob, "cam"), "cam")
-    await probe.frames_at_least(5, timeout=DEADLINE)
+    alice, bob, probe = await camera_shared(make_client)
     await connected(alice, bob)
     assert bob.remove_peer_track(alice.sid, "cam") == "cam"
     assert bob.remove_peer_track(alice.sid, "cam") is None
