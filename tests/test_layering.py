@@ -48,3 +48,24 @@ def _all_imports(path: Path) -> set[str]:
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
             out.add(node.module)
     return out
+
+
+# The simulator's core speaks no wire format: these modules import no codec, no dialect.
+CORE_MODULES = ("core", "ops", "events", "seam", "auth", "rooms", "rpc", "transcript", "control")
+
+
+@pytest.mark.parametrize("module", CORE_MODULES)
+def test_core_imports_no_codec(module: str) -> None:
+    path = ROOT / "simulator" / f"{module}.py"
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    found: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found.update(a.name for a in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            if node.level == 0 and node.module:
+                found.add(node.module)
+            elif node.level == 1:
+                found.update(f".{node.module or a.name}" for a in node.names)
+    banned = {n for n in found if n.startswith("squall.protocol") or "dialects" in n}
+    assert banned == set(), f"simulator/{module}.py imports {sorted(banned)}"

@@ -24,10 +24,10 @@ class OpenSocket:
 
 @dataclass(frozen=True)
 class Send:
-    """Send one text frame on socket ``conn``."""
+    """Send one frame on socket ``conn`` (text, or bytes for a binary frame)."""
 
     conn: int
-    text: str
+    text: str | bytes
 
 
 @dataclass(frozen=True)
@@ -79,4 +79,12 @@ class Reject:
     error: ClientError
 
 
-Action = OpenSocket | Send | Close | SetTimer | CancelTimer | Emit | Resolve | Reject
+@dataclass(frozen=True)
+class Loopback:
+    """Feed ``message`` back to ``core.receive_message``: the wire answered it locally."""
+
+    conn: int
+    message: Any
+
+
+Action = OpenSocket | Send | Close | SetTimer | CancelTimer | Emit | Resolve | Reject | Loopback

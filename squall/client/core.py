@@ -47,9 +47,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
-from urllib.parse import urlencode, urlsplit, urlunsplit
 
-from squall.protocol import codec
 from squall.protocol import messages as m
 from squall.protocol.errors import ProtocolError
 
@@ -58,6 +56,7 @@ from .actions import (
     CancelTimer,
     Close,
     Emit,
+    Loopback,
     OpenSocket,
     Reject,
     Resolve,
@@ -76,6 +75,7 @@ from .errors import (
 )
 from .policy import Policy, Verdict, backoff_delays, classify_close
 from .states import Status, Trigger, next_status
+from .wire import ClientWire, ReferenceClientWire
 
 log = logging.getLogger("squall.client")
 
@@ -132,10 +132,12 @@ class ClientCore:
         policy: Policy | None = None,
         rng: random.Random | None = None,
         recovery_token: str | None = None,
+        wire: ClientWire | None = None,
     ) -> None:
         if not urls:
             raise ValueError("at least one URL is needed")
         self.urls = list(urls)
+        self.wire: ClientWire = wire or ReferenceClientWire()
         self.token = token
         self.jwt = jwt
         self.policy = policy or Policy()
@@ -173,6 +175,7 @@ class ClientCore:
         self._requests: dict[int, Request] = {}
         self._waiting_subscribe: list[int] = []
         self._ever_confirmed: set[str] = set()
+        self._auth_frame = False
 
     # --- output -----------------------------------------------------------------------------------
 
@@ -220,9 +223,12 @@ class ClientCore:
             self._out.append(CancelTimer(name))
 
     def _send(self, msg: m.Message) -> None:
-        text = codec.encode(msg)
-        self._out.append(Send(self.conn, text))
-        self._emit("sent", type=msg.type, text=text)
+        out = self.wire.encode(msg)
+        for data in out.frames:
+            self._out.append(Send(self.conn, data))
+            self._emit("sent", type=msg.type, text=data if isinstance(data, str) else repr(data))
+        for answer in out.answers:
+            self._out.append(Loopback(self.conn, answer))
 
     def _ticket(self) -> int:
         self._next_id += 1
@@ -453,7 +459,7 @@ class ClientCore:
         if conn != self.conn or self.phase is not Phase.OPENING:
             return
         self.phase = Phase.AUTHENTICATING
-        if self.policy.auth_via == "frame":
+        if self._auth_frame:
             self._send(
                 m.Auth(
                     token=self.token,
@@ -485,11 +491,19 @@ class ClientCore:
         if conn != self.conn or self.phase in (Phase.NONE, Phase.CLOSING):
             return
         try:
-            msg = codec.decode_server(text)
+            messages = self.wire.decode(text)
         except ProtocolError as exc:
             self._emit("error", kind="bad_frame", message=f"unreadable frame from server: {exc}")
             return
-        self._emit("packet", type=msg.type, text=text if isinstance(text, str) else repr(text))
+        shown = text if isinstance(text, str) else repr(text)
+        for msg in messages:
+            self._emit("packet", type=msg.type, text=shown)
+            self.receive_message(conn, msg, now)
+
+    def receive_message(self, conn: int, msg: m.Message, now: float) -> None:
+        """One reference message, decoded from a frame or answered locally by the wire."""
+        if conn != self.conn or self.phase in (Phase.NONE, Phase.CLOSING):
+            return
         handler = getattr(self, f"_on_{msg.type}", None)
         if handler is None:  # pragma: no cover - every server type has a handler
             self._emit("error", kind="unexpected", message=f"unhandled message {msg.type!r}")
@@ -533,22 +547,16 @@ class ClientCore:
         self._auth_failed = None
         recovery = self._recovery_to_present()
         self._presented_recovery = recovery is not None
-        query: dict[str, str] = {}
-        headers: dict[str, str] = {}
-        if self.policy.auth_via == "query":
-            if self.token:
-                query["token"] = self.token
-            elif self.jwt:
-                query["jwt"] = self.jwt
-        elif self.policy.auth_via == "header":
-            if self.token:
-                headers["Authorization"] = f"Bearer {self.token}"
-            elif self.jwt:
-                query["jwt"] = self.jwt  # a guest JWT has no header form (§2)
-        if recovery is not None and self.policy.auth_via != "frame":
-            query["recovery_token"] = recovery
+        opening = self.wire.opening(
+            self.url,
+            token=self.token,
+            jwt=self.jwt,
+            recovery_token=recovery,
+            auth_via=self.policy.auth_via,
+        )
+        self._auth_frame = opening.auth_frame
         self._set_timer("open", now + self.policy.open_timeout)
-        self._out.append(OpenSocket(self.conn, _with_query(self.url, query), headers))
+        self._out.append(OpenSocket(self.conn, opening.url, opening.headers))
 
     def _on_authenticated(self, msg: m.Authenticated, now: float) -> None:
         if self.phase is not Phase.AUTHENTICATING:
@@ -962,11 +970,3 @@ class ClientCore:
 
     def _on_track_requested(self, msg: m.TrackRequested, now: float) -> None:
         self._emit("track_requested", room=msg.room, sender=msg.sender, track_id=msg.track_id)
-
-
-def _with_query(url: str, params: dict[str, str]) -> str:
-    if not params:
-        return url
-    parts = urlsplit(url)
-    query = "&".join(q for q in (parts.query, urlencode(params)) if q)
-    return urlunsplit((parts.scheme, parts.netloc, parts.path or "/", query, parts.fragment))

@@ -29,12 +29,23 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from squall.clock import Clock, LoopClock, Timer
 
-from .actions import CancelTimer, Close, Emit, OpenSocket, Reject, Resolve, Send, SetTimer
+from .actions import (
+    CancelTimer,
+    Close,
+    Emit,
+    Loopback,
+    OpenSocket,
+    Reject,
+    Resolve,
+    Send,
+    SetTimer,
+)
 from .core import ClientCore
 from .emitter import Emitter, Handler
 from .errors import ClientClosed
 from .policy import Policy
 from .states import Status
+from .wire import ClientWire, Opening, PreludeFailed, client_wire
 
 log = logging.getLogger("squall.client")
 frames_log = logging.getLogger("squall.client.frames")
@@ -85,6 +96,7 @@ class StreamingClient:
         rng: random.Random | None = None,
         policy: Policy | None = None,
         recovery_token: str | None = None,
+        dialect: str | ClientWire = "reference",
         **settings: Any,
     ) -> None:
         if isinstance(urls, str):
@@ -98,6 +110,7 @@ class StreamingClient:
             policy=self.policy,
             rng=rng,
             recovery_token=recovery_token,
+            wire=client_wire(dialect) if isinstance(dialect, str) else dialect,
         )
         self.events = Emitter()
         self._sockets: dict[int, ClientConnection] = {}
@@ -301,6 +314,8 @@ class StreamingClient:
                     future.set_result(action.value)
                 else:
                     future.set_exception(action.error)
+        elif isinstance(action, Loopback):
+            self.core.receive_message(action.conn, action.message, self.clock.now())
         elif isinstance(action, OpenSocket):
             self._tasks[action.conn] = asyncio.ensure_future(self._run_socket(action))
         elif isinstance(action, Close):
@@ -354,9 +369,19 @@ class StreamingClient:
         conn = action.conn
         core = self.core
         try:
+            opening = await core.wire.prelude(Opening(action.url, dict(action.headers)), core.token)
+        except PreludeFailed as exc:
+            core.socket_closed(conn, None, str(exc), self.clock.now(), fatal=exc.final)
+            self._pump()
+            return
+        except asyncio.CancelledError:
+            core.socket_closed(conn, None, "connect cancelled", self.clock.now())
+            self._pump()
+            return
+        try:
             ws = await connect(
-                action.url,
-                additional_headers=action.headers or None,
+                opening.url,
+                additional_headers=opening.headers or None,
                 ping_interval=None,  # the protocol's own keepalive (§3)
                 compression=None,  # frames stay readable to frame-aware faults
                 proxy=None,

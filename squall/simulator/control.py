@@ -15,10 +15,11 @@ from typing import Any, Literal, TypeVar
 
 from pydantic import ConfigDict, Field, validate_call
 
-from squall.protocol.errors import CLOSE_ABNORMAL
-
 from .core import Session, SessionState, SimulatorCore
 from .rpc import RpcRule
+from .seam import Unsupported
+
+CLOSE_ABNORMAL = 1006  # RFC 6455: no close frame, the TCP connection is cut
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -106,6 +107,8 @@ class Control:
                 )
             except LookupError as exc:
                 raise ControlError(str(exc), status=409) from None
+            except Unsupported as exc:
+                raise ControlError(str(exc), status=409) from None
         return [t.id for t in targets]
 
     @operation()
@@ -121,7 +124,7 @@ class Control:
         if code is None or code == CLOSE_ABNORMAL:
             conn.link.abort()
         else:
-            self.core.close(conn, code, reason or "dropped by the simulator")
+            self.core.close_with_code(conn, code, reason or "dropped by the simulator")
         return conn.sid
 
     @operation()
@@ -194,7 +197,7 @@ class Control:
         if target.connection is None:
             raise ControlError(f"session {target.id} ({target.user}) is not connected", status=409)
         self._record("send", session=target.id)
-        self.core.send_text(target.connection, text, "raw")
+        self.core.send_raw(target.connection, text)
 
     @operation()
     def configure(

@@ -2,67 +2,65 @@
 
 Theory of operation
 -------------------
-A *connection* is one socket, handed to the core as a :class:`Link` (send a text
-frame, close with a code, abort). A *session* is the logical client behind it:
-its user, subscriptions, notification sequence and recovery buffer. A session
-outlives its connection by ``recovery_window`` seconds so that a reconnect
-presenting its ``recovery_token`` gets it back (docs/protocol.md §7).
+A *connection* is one socket, handed to the core as a :class:`Link` (send a
+frame, close with a code, abort) together with its dialect's
+:class:`~squall.simulator.seam.WireSession`. A *session* is the logical client
+behind it: its user, subscriptions, notification sequence and recovery buffer.
+A session outlives its connection by ``recovery_window`` seconds so that a
+reconnect presenting its ``recovery_token`` gets it back (docs/protocol.md §7).
+
+The core speaks no wire format: the wire session turns frames into
+:mod:`~squall.simulator.ops` operations, and the core answers with
+:mod:`~squall.simulator.events` events that the wire session turns into
+frames. Handlers are keyed on operation types.
 
 Rules
 -----
-- Nothing but ``auth`` is accepted before authentication; anything else closes
-  the connection with 1008 (§2). Credentials in the URL or a header
-  authenticate at once.
-- An auth failure sends ``auth_failed`` and closes with 1008 (§2).
-- A frame that is not JSON closes with 1007, a binary frame with 1003; an
-  unknown type or bad fields get an ``error`` frame and the session lives (§9).
+- Nothing but authentication is accepted before authentication; anything else
+  closes with ``CloseReason.POLICY`` (§2), unless the dialect answers instead.
+- An auth failure emits ``AuthFailed`` and closes with ``AUTH_FAILED`` (§2).
+- A frame the dialect cannot decode closes with the reason it gives; a bad
+  operation is answered with ``Rejected`` and the session lives (§9).
 - More than ``rate_burst`` frames at once, or a sustained rate above
-  ``rate_limit`` per second, closes with 1008 (§9).
+  ``rate_limit`` per second, closes with ``POLICY`` (§9).
 - Notifications carry a per-session ``seq`` from 1; while detached they go to
-  a buffer of ``recovery_buffer_size``; overflow drops the oldest and counts it
-  as lost, and the recovery answer says so (§4, §7).
-- A reconnect request unanswered within ``answer_within`` closes with 1012; a
-  ``pending`` answer is honoured until ``done`` or ``deadline``; both end with a
-  1012 close (§6).
+  a buffer of ``recovery_buffer_size`` events; overflow drops the oldest and
+  counts it as lost, and the recovery outcome says so (§4, §7).
+- A reconnect request unanswered within ``answer_within`` closes with
+  ``SERVICE_RESTART``; a ``pending`` answer is honoured until ``done`` or
+  ``deadline``; both end with that close (§6).
 
 The core does no I/O of its own and reads time only through the injected
-clock; the asyncio server (``server.py``) and any dialect drive it.
+clock; the asyncio server (``server.py``) and in-process peers drive it.
 """
 
 from __future__ import annotations
 
 import itertools
-import json
 import secrets
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Protocol
 
 from squall.clock import Clock, Timer
-from squall.protocol import codec
-from squall.protocol import messages as m
-from squall.protocol.errors import (
-    CLOSE_POLICY,
-    CLOSE_SERVICE_RESTART,
-    CLOSE_UNSUPPORTED_DATA,
-    MalformedFrame,
-    ProtocolError,
-)
 
+from . import events as ev
+from . import ops
 from .auth import AuthPolicy, AuthRejected, Principal
 from .rooms import Ghost, Member, Room
 from .rpc import RpcTable
-from .transcript import Transcript, redact, redact_url
+from .seam import CloseReason, Frame, WireSession, snake_name
+from .transcript import Transcript, redact_url
 
 
 class Link(Protocol):
-    """What the core needs from a socket. ``send_text`` returns False if the socket is gone."""
+    """What the core needs from a socket. ``send`` returns False if the socket is gone."""
 
     id: str
 
-    def send_text(self, text: str) -> bool: ...
+    def send(self, data: str | bytes) -> bool: ...
 
     def close(self, code: int, reason: str) -> None: ...
 
@@ -107,6 +105,7 @@ class Drain:
 @dataclass(eq=False)
 class Connection:
     link: Link
+    wire: WireSession
     opened_at: float
     session: Session | None = None
     closed: bool = False
@@ -123,6 +122,10 @@ class Connection:
     def sid(self) -> str:
         return self.link.id
 
+    @property
+    def dialect(self) -> str:
+        return self.wire.dialect.name
+
 
 @dataclass(eq=False)
 class Session:
@@ -134,11 +137,12 @@ class Session:
     connection: Connection | None = None
     subscriptions: set[str] = field(default_factory=set)
     seq: int = 0
-    buffer: deque[str] = field(default_factory=deque)
+    buffer: deque[ev.Delivered] = field(default_factory=deque)
     lost: int = 0
     detached_at: float | None = None
     expiry_timer: Timer | None = None
     connections: int = 0
+    dialect: str | None = None
 
     def view(self) -> dict[str, Any]:
         return {
@@ -146,6 +150,7 @@ class Session:
             "user": self.user,
             "guest": self.guest,
             "state": self.state.value,
+            "dialect": self.dialect,
             "sid": self.connection.sid if self.connection else None,
             "subscriptions": sorted(self.subscriptions),
             "seq": self.seq,
@@ -157,6 +162,13 @@ class Session:
             if self.connection and self.connection.drain
             else None,
         }
+
+
+Handler = Callable[[Any, Any], None]
+
+#: A session subscribed to this topic receives every publication (Mixer: a chat client gets
+#: every event of its channel, and subscribing is the app's business).
+WILDCARD = "*"
 
 
 class SimulatorCore:
@@ -183,20 +195,21 @@ class SimulatorCore:
         self.rooms: dict[str, Room] = {}
         self._ids = itertools.count(1)
         self._session_ids = itertools.count(1)
-        self._handlers: dict[str, Callable[[Connection, Any], None]] = {
-            "auth": self._on_auth,
-            "ping": self._on_ping,
-            "pong": self._on_pong,
-            "subscribe": self._on_subscribe,
-            "unsubscribe": self._on_unsubscribe,
-            "call": self._on_call,
-            "reconnect_response": self._on_reconnect_response,
-            "join": self._on_join,
-            "leave": self._on_leave,
-            "signal": self._on_signal,
-            "track_define": self._on_track_define,
-            "track_remove": self._on_track_remove,
-            "track_request": self._on_track_request,
+        self._handlers: dict[type, Handler] = {
+            ops.Authenticate: self._on_authenticate,
+            ops.Ping: self._on_ping,
+            ops.Pong: self._on_pong,
+            ops.Subscribe: self._on_subscribe,
+            ops.Unsubscribe: self._on_unsubscribe,
+            ops.Call: self._on_call,
+            ops.AnswerDrain: self._on_answer_drain,
+            ops.Join: self._on_join,
+            ops.Leave: self._on_leave,
+            ops.Relay: self._on_relay,
+            ops.DefineTrack: self._on_define_track,
+            ops.RemoveTrack: self._on_remove_track,
+            ops.RequestTrack: self._on_request_track,
+            ops.BadInput: self._on_bad_input,
         }
 
     # --- transport-facing ------------------------------------------------------------------
@@ -207,25 +220,29 @@ class SimulatorCore:
     def connect(
         self,
         link: Link,
+        wire: WireSession,
+        credentials: ops.Authenticate | None = None,
         *,
-        token: str | None = None,
-        jwt: str | None = None,
-        recovery_token: str | None = None,
         path: str = "/",
     ) -> Connection:
-        """A socket opened. Credentials from the URL or headers authenticate it at once."""
+        """A socket opened. Credentials from the handshake authenticate it at once."""
         now = self.clock.now()
-        conn = Connection(link=link, opened_at=now, tokens=self.config.rate_burst, tokens_at=now)
+        conn = Connection(
+            link=link, wire=wire, opened_at=now, tokens=self.config.rate_burst, tokens_at=now
+        )
         self.connections[link.id] = conn
         self.transcript.record(
             "open",
             conn=link.id,
+            dialect=wire.dialect.name,
             path=redact_url(path),
-            credentials=bool(token or jwt),
-            recovery=recovery_token is not None,
+            credentials=bool(credentials and (credentials.token or credentials.jwt)),
+            recovery=bool(credentials and credentials.recovery_token is not None),
         )
-        if token or jwt:
-            self._authenticate(conn, token, jwt, recovery_token)
+        for frame in wire.greet():
+            self._write(conn, frame, "greet")
+        if credentials is not None and (credentials.token or credentials.jwt):
+            self._on_authenticate(conn, credentials)
         else:
             conn.auth_timer = self.clock.call_later(
                 self.config.auth_timeout, self._auth_timeout, conn
@@ -236,36 +253,26 @@ class SimulatorCore:
         """One frame from the client."""
         if conn.closed:
             return
-        if isinstance(data, bytes):
-            self._record_in(conn, None, f"<{len(data)} bytes>")
-            self.close(conn, CLOSE_UNSUPPORTED_DATA, "binary frames are not part of the protocol")
-            return
         if not self._take_token(conn):
-            self._record_in(conn, None, data)
-            self.close(conn, CLOSE_POLICY, f"rate limit exceeded ({self.config.rate_limit:g}/s)")
-            return
-        try:
-            msg = codec.decode_client(data)
-        except MalformedFrame as exc:
-            self._record_in(conn, None, data)
-            self.close(conn, exc.close_code or 1007, str(exc))
-            return
-        except ProtocolError as exc:
-            self._record_in(conn, None, data)
-            if conn.session is None:
-                self.close(conn, CLOSE_POLICY, f"not authenticated: {exc}")
-            else:
-                self._send(
-                    conn, m.Error(id=getattr(exc, "ref", None), code=exc.code, message=str(exc))
-                )
-            return
-        self._record_in(conn, msg, data)
-        if conn.session is None and msg.type != "auth":
+            self._record_in(conn, None, None, data)
             self.close(
-                conn, CLOSE_POLICY, f"not authenticated: expected 'auth' first, got {msg.type!r}"
+                conn, CloseReason.POLICY, f"rate limit exceeded ({self.config.rate_limit:g}/s)"
             )
             return
-        self._handlers[msg.type](conn, msg)
+        inbound = conn.wire.receive(data)
+        items = inbound.items
+        name = snake_name(items[0]) if len(items) == 1 else ",".join(map(snake_name, items))
+        self._record_in(conn, inbound.type, name or None, inbound.shown or data)
+        for frame in inbound.frames:
+            self._write(conn, frame, "local")
+        handlers = self._handlers
+        for item in items:
+            if conn.closed:
+                return
+            if conn.session is None and type(item) not in (ops.Authenticate, ops.BadInput):
+                self._unauthenticated(conn, item)
+                continue
+            handlers[type(item)](conn, item)
 
     def disconnected(self, conn: Connection, code: int | None, reason: str) -> None:
         """The socket is gone (either side closed, or it broke)."""
@@ -285,52 +292,63 @@ class SimulatorCore:
 
     # --- sending ---------------------------------------------------------------------------
 
-    def _send(self, conn: Connection, msg: m.Message) -> None:
-        self.send_text(conn, codec.encode(msg), msg.type, msg)
+    def emit(self, conn: Connection, event: ev.Event) -> None:
+        """Tell one connection about an event, in its dialect's frames."""
+        name = snake_name(event)
+        for frame in conn.wire.encode(event):
+            self._write(conn, frame, name)
 
-    def send_text(
-        self, conn: Connection, text: str, mtype: str, msg: m.Message | None = None
-    ) -> bool:
+    def _write(self, conn: Connection, frame: Frame, op: str) -> bool:
         """Send one frame and record it; False if the socket was already gone (recorded too)."""
-        secret = mtype == "authenticated"
-        shown = (
-            codec.encode(msg.model_copy(update={"recovery_token": "***"}))
-            if secret and msg
-            else text
-        )
+        shown = frame.shown if frame.shown is not None else frame.data
         if conn.silenced:
-            self.transcript.record("withheld", conn=conn.sid, type=mtype, text=shown)
+            self.transcript.record("withheld", conn=conn.sid, type=frame.type, op=op, text=shown)
             return True
-        sent = not conn.closed and conn.link.send_text(text)
+        session = conn.session.id if conn.session else None
+        if not conn.closed and conn.link.send(frame.data):
+            self.transcript.frame("out", conn.sid, session, frame.type, op, shown)
+            return True
         self.transcript.record(
             "frame",
             dir="out",
             conn=conn.sid,
-            session=conn.session.id if conn.session else None,
-            type=mtype,
-            text=shown,
-            **({} if sent else {"dropped": "connection closed"}),
+            session=session,
+            type=frame.type,
+            op=op,
+            text=shown if isinstance(shown, str) else f"<{len(shown)} bytes>",
+            dropped="connection closed",
         )
-        return sent
+        return False
 
-    def _record_in(self, conn: Connection, msg: Any, text: str) -> None:
-        mtype = msg.type if msg is not None else None
-        if mtype == "auth":
-            text = json.dumps(redact(msg.model_dump(exclude_none=True)))
-        self.transcript.record(
-            "frame",
-            dir="in",
-            conn=conn.sid,
-            session=conn.session.id if conn.session else None,
-            type=mtype,
-            text=text,
+    def send_raw(self, conn: Connection, data: str | bytes) -> bool:
+        """A frame chosen by the control plane (well-formed or not), sent as it is."""
+        return self._write(conn, Frame("raw", data), "raw")
+
+    def _record_in(
+        self, conn: Connection, wire_type: str | None, op: str | None, data: str | bytes
+    ) -> None:
+        self.transcript.frame(
+            "in", conn.sid, conn.session.id if conn.session else None, wire_type, op, data
         )
 
-    def close(self, conn: Connection, code: int, reason: str) -> None:
-        """Close one connection with a code and reason; the session is detached when it is gone."""
+    def close(self, conn: Connection, reason: CloseReason, detail: str) -> None:
+        """End one connection for ``reason``, as its dialect does; the session detaches later."""
         if conn.closed:
             return
-        self.transcript.record("closing", conn=conn.sid, code=code, reason=reason)
+        closing = conn.wire.close(reason, detail)
+        for frame in closing.frames:
+            self._write(conn, frame, "closing")
+        self.close_with_code(conn, closing.code, closing.reason, why=reason)
+
+    def close_with_code(
+        self, conn: Connection, code: int, reason: str, *, why: CloseReason | None = None
+    ) -> None:
+        """Close with a WebSocket code chosen by the caller (the control plane's ``drop``)."""
+        if conn.closed:
+            return
+        self.transcript.record(
+            "closing", conn=conn.sid, code=code, reason=reason, why=why.value if why else None
+        )
         conn.link.close(code, reason)
 
     def _take_token(self, conn: Connection) -> bool:
@@ -343,48 +361,64 @@ class SimulatorCore:
         conn.tokens -= 1
         return True
 
+    def _unauthenticated(self, conn: Connection, item: Any) -> None:
+        message = f"not authenticated: expected authentication first, got {snake_name(item)!r}"
+        if conn.wire.dialect.closes_before_auth:
+            self.close(conn, CloseReason.POLICY, message)
+        else:
+            self.emit(
+                conn, ev.Rejected("not_authenticated", message, ref=getattr(item, "ref", None))
+            )
+
+    def _on_bad_input(self, conn: Connection, item: ops.BadInput) -> None:
+        if item.fatal is not None:
+            self.close(conn, item.fatal, item.message)
+        elif conn.session is None and conn.wire.dialect.closes_before_auth:
+            self.close(conn, CloseReason.POLICY, f"not authenticated: {item.message}")
+        else:
+            self.emit(conn, ev.Rejected(item.code, item.message, ref=item.ref))
+
     # --- auth and recovery (§2, §7) ----------------------------------------------------------
 
     def _auth_timeout(self, conn: Connection) -> None:
         if conn.session is None:
-            self.close(conn, CLOSE_POLICY, f"no auth within {self.config.auth_timeout:g}s")
+            self.close(conn, CloseReason.POLICY, f"no auth within {self.config.auth_timeout:g}s")
 
-    def _on_auth(self, conn: Connection, msg: m.Auth) -> None:
+    def _on_authenticate(self, conn: Connection, op: ops.Authenticate) -> None:
         if conn.session is not None:
-            self._send(
+            self.emit(
                 conn,
-                m.Error(code="already_authenticated", message="session is already authenticated"),
+                ev.Rejected(
+                    "already_authenticated", "session is already authenticated", ref=op.ref
+                ),
             )
             return
-        self._authenticate(conn, msg.token, msg.jwt, msg.recovery_token)
-
-    def _authenticate(
-        self, conn: Connection, token: str | None, jwt: str | None, recovery_token: str | None
-    ) -> None:
         if conn.auth_timer is not None:
             conn.auth_timer.cancel()
             conn.auth_timer = None
         try:
-            principal = self.auth.check(token, jwt)
+            principal = self.auth.check(op.token, op.jwt)
         except AuthRejected as exc:
             self.transcript.record("auth", conn=conn.sid, ok=False, reason=exc.reason)
-            self._send(conn, m.AuthFailed(reason=exc.reason, message=exc.message))  # type: ignore[arg-type]
-            self.close(conn, CLOSE_POLICY, f"auth failed: {exc.reason}")
+            self.emit(conn, ev.AuthFailed(exc.reason, exc.message, ref=op.ref))
+            self.close(conn, CloseReason.AUTH_FAILED, f"auth failed: {exc.reason}")
             return
-        recovery: m.Recovery | None = None
+        recovery: ev.Recovery | None = None
         session: Session | None = None
-        if recovery_token is not None:
-            session, recovery = self._recover(principal, recovery_token)
+        if op.recovery_token is not None:
+            session, recovery = self._recover(principal, op.recovery_token)
         if session is None:
-            session = self._new_session(principal)
+            session = self._new_session(principal, conn.dialect)
         self._attach(session, conn)
+        for topic in op.topics:
+            self._subscribe(session, topic)
         cfg = self.config
         self.transcript.record(
             "auth", conn=conn.sid, ok=True, session=session.id, user=session.user
         )
-        self._send(
+        self.emit(
             conn,
-            m.Authenticated(
+            ev.Authenticated(
                 session=session.id,
                 sid=conn.sid,
                 user=session.user,
@@ -393,53 +427,56 @@ class SimulatorCore:
                 heartbeat=cfg.heartbeat,
                 recovery_buffer_size=cfg.recovery_buffer_size,
                 recovery_window=cfg.recovery_window,
+                recovery=recovery,
+                ref=op.ref,
             ),
         )
         if recovery is not None:
-            self._send(conn, recovery)
-            replay, session.buffer = list(session.buffer), deque()
+            replay, session.buffer = session.buffer, deque()
             session.lost = 0
-            for text in replay:
-                self.send_text(conn, text, "notification")
+            for delivered in replay:
+                self._write(conn, conn.wire.deliver(delivered), "delivered")
         if cfg.server_ping_interval:
             conn.ping_timer = self.clock.call_later(
                 cfg.server_ping_interval, self._server_ping, conn
             )
 
-    def _new_session(self, principal: Principal) -> Session:
+    def _new_session(self, principal: Principal, dialect: str) -> Session:
         session = Session(
             id=f"s{next(self._session_ids)}",
             user=principal.user,
             guest=principal.guest,
             recovery_token=secrets.token_urlsafe(16),
+            dialect=dialect,
         )
         self.sessions[session.id] = session
         self.by_token[session.recovery_token] = session
         return session
 
-    def _recover(self, principal: Principal, token: str) -> tuple[Session | None, m.Recovery]:
+    def _recover(self, principal: Principal, token: str) -> tuple[Session | None, ev.Recovery]:
         session = self.by_token.get(token)
         if session is None:
             reason = "expired" if token in self.expired_tokens else "unknown"
             lost = self.expired_tokens.pop(token, 0)
             self.transcript.record("recovery", ok=False, reason=reason, lost=lost)
-            return None, m.Recovery(recovered=False, reason=reason, lost=lost)  # type: ignore[arg-type]
+            return None, ev.Recovery(recovered=False, reason=reason, lost=lost)
         if session.user != principal.user:
             self.transcript.record("recovery", ok=False, reason="unknown", session=session.id)
-            return None, m.Recovery(recovered=False, reason="unknown")
+            return None, ev.Recovery(recovered=False, reason="unknown")
         if session.connection is not None:  # recovering a session whose old socket lingers
-            old = session.connection
-            self.close(old, CLOSE_POLICY, "session resumed on another connection")
+            self.close(
+                session.connection, CloseReason.POLICY, "session resumed on another connection"
+            )
             self._detach(session)
         if session.expiry_timer is not None:
             session.expiry_timer.cancel()
             session.expiry_timer = None
         lost = session.lost
-        rec = m.Recovery(
+        rec = ev.Recovery(
             recovered=lost == 0,
             replayed=len(session.buffer),
             lost=lost,
-            subscriptions=sorted(session.subscriptions),
+            subscriptions=tuple(sorted(session.subscriptions)),
             reason="overflow" if lost else None,
         )
         self.transcript.record(
@@ -468,15 +505,11 @@ class SimulatorCore:
             session.expiry_timer.cancel()
             session.expiry_timer = None
         if session.connection is not None:
-            self.close(session.connection, CLOSE_POLICY, "session expired")
+            self.close(session.connection, CloseReason.POLICY, "session expired")
             session.connection.session = None
             session.connection = None
-        for topic in session.subscriptions:
-            subs = self.topics.get(topic)
-            if subs is not None:
-                subs.discard(session)
-                if not subs:
-                    del self.topics[topic]
+        for topic in tuple(session.subscriptions):
+            self._unsubscribe(session, topic, keep=True)
         self.expired_tokens[session.recovery_token] = len(session.buffer) + session.lost
         self.by_token.pop(session.recovery_token, None)
         self.sessions.pop(session.id, None)
@@ -495,83 +528,96 @@ class SimulatorCore:
 
     # --- keepalive (§3) ----------------------------------------------------------------------
 
-    def _on_ping(self, conn: Connection, msg: m.Ping) -> None:
-        self._send(conn, m.Pong(id=msg.id))
+    def _on_ping(self, conn: Connection, op: ops.Ping) -> None:
+        self.emit(conn, ev.Pong(op.ref))
 
-    def _on_pong(self, conn: Connection, msg: m.Pong) -> None:
+    def _on_pong(self, conn: Connection, op: ops.Pong) -> None:
         pass  # recorded in the transcript; the server does not enforce client pongs
 
     def _server_ping(self, conn: Connection) -> None:
         if conn.closed:
             return
-        self._send(conn, m.Ping(id=f"srv-{next(self._ids)}"))
+        self.emit(conn, ev.ServerPing(f"srv-{next(self._ids)}"))
         interval = self.config.server_ping_interval
         if interval:
             conn.ping_timer = self.clock.call_later(interval, self._server_ping, conn)
 
     # --- pub/sub (§4) ------------------------------------------------------------------------
 
-    def _on_subscribe(self, conn: Connection, msg: m.Subscribe) -> None:
-        session = conn.session
-        assert session is not None
-        for topic in msg.topics:
-            session.subscriptions.add(topic)
-            self.topics.setdefault(topic, set()).add(session)
-        self._send(conn, m.Subscribed(id=msg.id, topics=list(msg.topics)))
+    def subscribe(self, session: Session, topics: Sequence[str]) -> None:
+        """Subscribe a session outside any frame (a dialect's HTTP subscription API)."""
+        for topic in topics:
+            self._subscribe(session, topic)
 
-    def _on_unsubscribe(self, conn: Connection, msg: m.Unsubscribe) -> None:
+    def unsubscribe(self, session: Session, topics: Sequence[str]) -> None:
+        for topic in topics:
+            self._unsubscribe(session, topic)
+
+    def _subscribe(self, session: Session, topic: str) -> None:
+        session.subscriptions.add(topic)
+        self.topics.setdefault(topic, set()).add(session)
+
+    def _unsubscribe(self, session: Session, topic: str, *, keep: bool = False) -> None:
+        if not keep:
+            session.subscriptions.discard(topic)
+        subs = self.topics.get(topic)
+        if subs is not None:
+            subs.discard(session)
+            if not subs:
+                del self.topics[topic]
+
+    def _on_subscribe(self, conn: Connection, op: ops.Subscribe) -> None:
         session = conn.session
         assert session is not None
-        for topic in msg.topics:
-            session.subscriptions.discard(topic)
-            subs = self.topics.get(topic)
-            if subs is not None:
-                subs.discard(session)
-                if not subs:
-                    del self.topics[topic]
-        self._send(conn, m.Unsubscribed(id=msg.id, topics=list(msg.topics)))
+        for topic in op.topics:
+            self._subscribe(session, topic)
+        self.emit(conn, ev.Subscribed(tuple(op.topics), op.ref))
+
+    def _on_unsubscribe(self, conn: Connection, op: ops.Unsubscribe) -> None:
+        session = conn.session
+        assert session is not None
+        for topic in op.topics:
+            self._unsubscribe(session, topic)
+        self.emit(conn, ev.Unsubscribed(tuple(op.topics), op.ref))
 
     def publish(self, topic: str, payload: Any = None) -> dict[str, int]:
         """Deliver to every subscriber now, or buffer for detached ones. Returns the counts."""
-        subscribers = self.topics.get(topic, ())
-        # The payload is encoded once; only the sequence number differs per session.
-        head = '{"type":"notification","seq":'
-        tail = "," + json.dumps({"topic": topic, "payload": payload}, separators=(",", ":"))[1:]
+        subscribers: Any = self.topics.get(topic, ())
+        everything = self.topics.get(WILDCARD)
+        if everything and topic != WILDCARD:  # sessions of a dialect whose clients get every event
+            subscribers = everything.union(subscribers)
+        publication = ev.Publication(topic, payload)
         delivered = buffered = overflowed = 0
-        record = self.transcript.record
+        frame_record = self.transcript.frame
+        size = self.config.recovery_buffer_size
         now = self.clock.now()  # one clock read stamps the whole fan-out
         for session in tuple(subscribers):
             session.seq += 1
-            text = f"{head}{session.seq}{tail}"
+            event = ev.Delivered(session.seq, publication)
             conn = session.connection
             # A socket that died before the server noticed must not swallow the notification:
             # it goes to the recovery buffer like any other for a detached session.
             if conn is not None:
+                frame = conn.wire.deliver(event)
                 if conn.silenced or conn.closed:
-                    sent = self.send_text(conn, text, "notification")
-                elif conn.link.send_text(text):  # the hot path, same record as send_text's
-                    record(
-                        "frame",
-                        at=now,
-                        dir="out",
-                        conn=conn.link.id,
-                        session=session.id,
-                        type="notification",
-                        text=text,
+                    sent = self._write(conn, frame, "delivered")
+                elif conn.link.send(frame.data):  # the hot path, same record as _write's
+                    frame_record(
+                        "out", conn.link.id, session.id, frame.type, "delivered", frame.data, at=now
                     )
                     sent = True
                 else:
-                    sent = self.send_text(conn, text, "notification")
+                    sent = self._write(conn, frame, "delivered")
                 if sent:
                     delivered += 1
                     continue
-            if len(session.buffer) >= self.config.recovery_buffer_size:
+            if len(session.buffer) >= size:
                 if session.buffer:
                     session.buffer.popleft()
                 session.lost += 1
                 overflowed += 1
-            if self.config.recovery_buffer_size > 0:
-                session.buffer.append(text)
+            if size > 0:
+                session.buffer.append(event)
                 buffered += 1
         self.transcript.record(
             "publish", topic=topic, delivered=delivered, buffered=buffered, overflowed=overflowed
@@ -580,27 +626,26 @@ class SimulatorCore:
 
     # --- RPC (§5) ----------------------------------------------------------------------------
 
-    def _on_call(self, conn: Connection, msg: m.Call) -> None:
-        outcome = self.rpc.resolve(msg.method, msg.params)
-        if outcome.silent or msg.no_reply:
-            self.transcript.record(
-                "rpc", conn=conn.sid, id=msg.id, method=msg.method, answer="none"
-            )
+    def _on_call(self, conn: Connection, op: ops.Call) -> None:
+        outcome = self.rpc.resolve(op.method, op.params)
+        if outcome.silent or op.no_reply:
+            self.transcript.record("rpc", conn=conn.sid, id=op.ref, method=op.method, answer="none")
             return
         if outcome.error is not None:
             err = outcome.error
-            reply: m.Message = m.Error(
-                id=msg.id,
+            reply: ev.Event = ev.CallFailed(
+                op.ref,
                 code=str(err.get("code", "error")),
                 message=str(err.get("message", "")),
                 data=err.get("data"),
             )
         else:
-            reply = m.Result(id=msg.id, result=outcome.result)
+            reply = ev.Replied(op.ref, outcome.result)
         if outcome.delay > 0:
-            self.clock.call_later(outcome.delay, self._send, conn, reply)
+            # a connection closed by then records the answer as dropped
+            self.clock.call_later(outcome.delay, self.emit, conn, reply)
         else:
-            self._send(conn, reply)
+            self.emit(conn, reply)
 
     # --- server-requested reconnect (§6) -------------------------------------------------------
 
@@ -615,6 +660,7 @@ class SimulatorCore:
         conn = session.connection
         if conn is None:
             raise LookupError(f"session {session.id} ({session.user}) has no open connection")
+        conn.wire.dialect.require("drain", "server-requested reconnect")
         cfg = self.config
         deadline = cfg.drain_deadline if deadline is None else deadline
         answer_within = cfg.drain_answer_within if answer_within is None else answer_within
@@ -635,21 +681,18 @@ class SimulatorCore:
             deadline=deadline,
             answer_within=answer_within,
         )
-        self._send(
-            conn, m.ReconnectRequest(deadline=deadline, answer_within=answer_within, reason=reason)
-        )
+        self.emit(conn, ev.DrainRequested(deadline, answer_within, reason))
 
-    def _on_reconnect_response(self, conn: Connection, msg: m.ReconnectResponse) -> None:
+    def _on_answer_drain(self, conn: Connection, op: ops.AnswerDrain) -> None:
         drain = conn.drain
         if drain is None:
-            self._send(
-                conn,
-                m.Error(code="no_reconnect_request", message="no reconnect request is outstanding"),
+            self.emit(
+                conn, ev.Rejected("no_reconnect_request", "no reconnect request is outstanding")
             )
             return
         if drain.timer is not None:
             drain.timer.cancel()
-        if msg.status == "pending":
+        if op.status == "pending":
             drain.state = DrainState.PENDING
             remaining = max(0.0, drain.deadline - self.clock.now())
             drain.timer = self.clock.call_later(
@@ -659,39 +702,36 @@ class SimulatorCore:
         else:
             drain.state = DrainState.DONE
             self.transcript.record("drain", conn=conn.sid, state="done")
-            self.close(conn, CLOSE_SERVICE_RESTART, "reconnect now")
+            self.close(conn, CloseReason.SERVICE_RESTART, "reconnect now")
 
     def _drain_close(self, conn: Connection, reason: str) -> None:
         self.transcript.record("drain", conn=conn.sid, state="forced", reason=reason)
-        self.close(conn, CLOSE_SERVICE_RESTART, reason)
+        self.close(conn, CloseReason.SERVICE_RESTART, reason)
 
     # --- signalling (§8) ---------------------------------------------------------------------
 
     def _room_of(self, conn: Connection, name: str, ref: Any = None) -> Room | None:
         room = self.rooms.get(name)
         if room is None or conn.sid not in room.members:
-            self._send(
-                conn, m.Error(id=ref, code="not_in_room", message=f"not a member of room {name!r}")
-            )
+            self.emit(conn, ev.Rejected("not_in_room", f"not a member of room {name!r}", ref=ref))
             return None
         return room
 
-    def _broadcast(self, room: Room, msg: m.Message, *, exclude: str | None = None) -> None:
+    def _broadcast(self, room: Room, event: ev.Event, *, exclude: str | None = None) -> None:
         for sid in list(room.members):
             peer = self.connections.get(sid)
             if sid != exclude and peer is not None:
-                self._send(peer, msg)
+                self.emit(peer, event)
 
-    def _on_join(self, conn: Connection, msg: m.Join) -> None:
+    def _on_join(self, conn: Connection, op: ops.Join) -> None:
         session = conn.session
         assert session is not None
-        room = self.rooms.setdefault(msg.room, Room(msg.room))
-        permanent_id = msg.permanent_id or conn.permanent_id or session.user
+        room = self.rooms.setdefault(op.room, Room(op.room))
+        permanent_id = op.permanent_id or conn.permanent_id or session.user
         conn.permanent_id = permanent_id
         if conn.sid in room.members:
-            self._send(
-                conn,
-                m.Error(id=msg.id, code="already_joined", message=f"already in room {msg.room!r}"),
+            self.emit(
+                conn, ev.Rejected("already_joined", f"already in room {op.room!r}", ref=op.ref)
             )
             return
         now = self.clock.now()
@@ -704,11 +744,11 @@ class SimulatorCore:
             if old_conn is not None:
                 old_conn.rooms.discard(room.name)
         else:
-            ghost = room.find_ghost(permanent_id, msg.prev_sid, now, self.config.recovery_window)
+            ghost = room.find_ghost(permanent_id, op.prev_sid, now, self.config.recovery_window)
             if ghost is not None:
                 old_sid = ghost.sid
                 room.ghosts.pop(ghost.permanent_id, None)
-        peers = [m.Peer(**p.view()) for p in room.members.values()]
+        peers = tuple(_peer(p) for p in room.members.values())
         room.members[conn.sid] = Member(conn.sid, permanent_id)
         conn.rooms.add(room.name)
         self.transcript.record(
@@ -719,32 +759,25 @@ class SimulatorCore:
             event="reassigned" if old_sid else "joined",
             old_sid=old_sid,
         )
-        self._send(
-            conn,
-            m.Joined(
-                id=msg.id, room=room.name, sid=conn.sid, permanent_id=permanent_id, peers=peers
-            ),
-        )
+        self.emit(conn, ev.Joined(room.name, conn.sid, permanent_id, peers, ref=op.ref))
         if old_sid is not None:
             self._broadcast(
                 room,
-                m.PeerSidReassigned(
-                    room=room.name, permanent_id=permanent_id, old_sid=old_sid, new_sid=conn.sid
-                ),
+                ev.PeerSidReassigned(room.name, permanent_id, old_sid, conn.sid),
                 exclude=conn.sid,
             )
         else:
             self._broadcast(
                 room,
-                m.PeerJoined(room=room.name, peer=m.Peer(sid=conn.sid, permanent_id=permanent_id)),
+                ev.PeerJoined(room.name, ev.PeerInfo(conn.sid, permanent_id)),
                 exclude=conn.sid,
             )
 
-    def _on_leave(self, conn: Connection, msg: m.Leave) -> None:
-        if self._room_of(conn, msg.room, msg.id) is None:
+    def _on_leave(self, conn: Connection, op: ops.Leave) -> None:
+        if self._room_of(conn, op.room, op.ref) is None:
             return
-        self._leave_room(conn, msg.room, "left")
-        self._send(conn, m.Left(id=msg.id, room=msg.room))
+        self._leave_room(conn, op.room, "left")
+        self.emit(conn, ev.Left(op.room, op.ref))
 
     def _leave_room(self, conn: Connection, name: str, reason: str) -> None:
         conn.rooms.discard(name)
@@ -759,78 +792,64 @@ class SimulatorCore:
                 member.sid, member.permanent_id, self.clock.now()
             )
         self.transcript.record("room", room=name, sid=conn.sid, event=reason)
-        self._broadcast(
-            room,
-            m.PeerLeft(room=name, sid=member.sid, permanent_id=member.permanent_id, reason=reason),
-        )  # type: ignore[arg-type]
+        self._broadcast(room, ev.PeerLeft(name, member.sid, member.permanent_id, reason))
         if not room.members and not room.ghosts:
             del self.rooms[name]
 
-    def _on_signal(self, conn: Connection, msg: m.SendSignal) -> None:
-        room = self._room_of(conn, msg.room)
+    def _on_relay(self, conn: Connection, op: ops.Relay) -> None:
+        room = self._room_of(conn, op.room)
         if room is None:
             return
         member = room.members[conn.sid]
-        out = m.Signal(
-            room=room.name,
-            sender=conn.sid,
-            from_permanent_id=member.permanent_id,
-            to=msg.to,
-            kind=msg.kind,
-            data=msg.data,
-        )
-        if msg.to is None:
+        out = ev.Relayed(room.name, conn.sid, member.permanent_id, op.kind, op.data, op.to)
+        if op.to is None:
             self._broadcast(room, out, exclude=conn.sid)
             return
-        target = self.connections.get(msg.to)
-        if msg.to not in room.members or target is None:
-            self._send(
+        target = self.connections.get(op.to)
+        if op.to not in room.members or target is None:
+            self.emit(
                 conn,
-                m.Error(
-                    code="unknown_peer",
-                    message=f"no peer {msg.to!r} in room {room.name!r}",
-                    data={"to": msg.to, "kind": msg.kind},
+                ev.Rejected(
+                    "unknown_peer",
+                    f"no peer {op.to!r} in room {room.name!r}",
+                    data={"to": op.to, "kind": op.kind},
                 ),
             )
             return
-        self._send(target, out)
+        self.emit(target, out)
 
-    def _on_track_define(self, conn: Connection, msg: m.TrackDefine) -> None:
-        room = self._room_of(conn, msg.room)
+    def _on_define_track(self, conn: Connection, op: ops.DefineTrack) -> None:
+        room = self._room_of(conn, op.room)
         if room is None:
             return
-        room.members[conn.sid].tracks[msg.track.id] = msg.track.model_dump()
+        room.members[conn.sid].tracks[op.track["id"]] = dict(op.track)
         self._broadcast(
-            room, m.TrackDefined(room=room.name, sid=conn.sid, track=msg.track), exclude=conn.sid
+            room, ev.TrackDefined(room.name, conn.sid, dict(op.track)), exclude=conn.sid
         )
 
-    def _on_track_remove(self, conn: Connection, msg: m.TrackRemove) -> None:
-        room = self._room_of(conn, msg.room)
+    def _on_remove_track(self, conn: Connection, op: ops.RemoveTrack) -> None:
+        room = self._room_of(conn, op.room)
         if room is None:
             return
-        if room.members[conn.sid].tracks.pop(msg.track_id, None) is None:
-            self._send(
-                conn, m.Error(code="unknown_track", message=f"no track {msg.track_id!r} defined")
-            )
+        if room.members[conn.sid].tracks.pop(op.track_id, None) is None:
+            self.emit(conn, ev.Rejected("unknown_track", f"no track {op.track_id!r} defined"))
             return
-        self._broadcast(
-            room,
-            m.TrackRemoved(room=room.name, sid=conn.sid, track_id=msg.track_id),
-            exclude=conn.sid,
-        )
+        self._broadcast(room, ev.TrackRemoved(room.name, conn.sid, op.track_id), exclude=conn.sid)
 
-    def _on_track_request(self, conn: Connection, msg: m.TrackRequest) -> None:
-        room = self._room_of(conn, msg.room)
+    def _on_request_track(self, conn: Connection, op: ops.RequestTrack) -> None:
+        room = self._room_of(conn, op.room)
         if room is None:
             return
-        owner = room.members.get(msg.to)
-        target = self.connections.get(msg.to)
-        if owner is None or target is None or msg.track_id not in owner.tracks:
-            self._send(
+        owner = room.members.get(op.to)
+        target = self.connections.get(op.to)
+        if owner is None or target is None or op.track_id not in owner.tracks:
+            self.emit(
                 conn,
-                m.Error(
-                    code="unknown_track", message=f"peer {msg.to!r} has no track {msg.track_id!r}"
-                ),
+                ev.Rejected("unknown_track", f"peer {op.to!r} has no track {op.track_id!r}"),
             )
             return
-        self._send(target, m.TrackRequested(room=room.name, sender=conn.sid, track_id=msg.track_id))
+        self.emit(target, ev.TrackRequested(room.name, conn.sid, op.track_id))
+
+
+def _peer(member: Member) -> ev.PeerInfo:
+    return ev.PeerInfo(member.sid, member.permanent_id, tuple(member.tracks.values()))

@@ -48,6 +48,9 @@ from squall.media.probe import MediaReport, TrackProbe
 from squall.media.tracks import IndexedVideoTrack, ToneAudioTrack
 
 from .core import Connection, SimulatorCore
+from .dialects.reference import ReferenceDialect
+from .ops import Authenticate
+from .seam import Handshake
 from .server import Simulator
 
 log = logging.getLogger(__name__)
@@ -71,10 +74,10 @@ class InProcessLink:
         self.closed = False
         self._loop = asyncio.get_running_loop()
 
-    def send_text(self, text: str) -> bool:
+    def send(self, data: str | bytes) -> bool:
         if self.closed:
             return False
-        self._loop.call_soon(self.owner._deliver, self, text)
+        self._loop.call_soon(self.owner._deliver, self, data)
         return True
 
     def close(self, code: int, reason: str) -> None:
@@ -166,7 +169,8 @@ class FakePeer:
         link = InProcessLink(self.core, self)
         self.link = link
         fut = self._expect("authenticated")
-        link.conn = self.core.connect(link, token=self.name, path="/fake-peer")
+        wire, _ = ReferenceDialect(self.core).open(link.id, Handshake("/fake-peer", {}))
+        link.conn = self.core.connect(link, wire, Authenticate(token=self.name), path="/fake-peer")
         frame = await asyncio.wait_for(fut, DEADLINE)
         return str(frame["sid"])
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
 
 from pydantic import Field
 from websockets.asyncio.server import Server, ServerConnection, serve
@@ -27,7 +26,17 @@ from squall.clock import Clock, LoopClock
 from .auth import AuthPolicy
 from .control import Control, ControlError, operation
 from .core import Config, SimulatorCore
+from .dialects import dialect_class
+from .seam import CloseReason, Dialect, Handshake
 from .transcript import Transcript, redact_url
+
+
+def close_reason(reason: str, limit: int = 123) -> str:
+    """``reason`` cut to ``limit`` UTF-8 bytes at a character boundary (a close frame holds 125)."""
+    data = reason.encode("utf-8", "replace")
+    if len(data) <= limit:
+        return reason
+    return data[:limit].decode("utf-8", "ignore")
 
 
 class WebSocketLink:
@@ -40,21 +49,24 @@ class WebSocketLink:
         self.id = link_id
         self._tasks = tasks
 
-    def send_text(self, text: str) -> bool:
+    def send(self, data: str | bytes) -> bool:
         if self.ws.protocol.state is not State.OPEN or self.ws.transport.is_closing():
             return False
         # Written synchronously through websockets' sans-I/O protocol (what broadcast() does,
         # without its per-call setup): the core stays free of awaits and frames stay in order.
         protocol = self.ws.protocol
-        protocol.send_text(text.encode())
+        if isinstance(data, str):
+            protocol.send_text(data.encode())
+        else:
+            protocol.send_binary(data)
         transport = self.ws.transport
-        for data in protocol.data_to_send():
-            if data:
-                transport.write(data)
+        for chunk in protocol.data_to_send():
+            if chunk:
+                transport.write(chunk)
         return True
 
     def close(self, code: int, reason: str) -> None:
-        task = asyncio.ensure_future(self.ws.close(code, reason[:123]))
+        task = asyncio.ensure_future(self.ws.close(code, close_reason(reason)))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
@@ -64,23 +76,9 @@ class WebSocketLink:
             transport.abort()
 
 
-def credentials_from(request: Request) -> dict[str, str | None]:
-    """Token, guest JWT and recovery token from the URL query or the Authorization header (§2)."""
-    query = parse_qs(urlsplit(request.path).query)
-
-    def first(key: str) -> str | None:
-        values = query.get(key)
-        return values[0] if values else None
-
-    token = first("token")
-    header = request.headers.get("Authorization")
-    if token is None and header and header.lower().startswith("bearer "):
-        token = header[7:].strip() or None
-    return {"token": token, "jwt": first("jwt"), "recovery_token": first("recovery_token")}
-
-
 class Simulator(Control):
-    """A fake backend speaking the reference protocol, scripted through the control plane."""
+    """A fake backend speaking one dialect (the reference protocol by default), scripted
+    through the control plane. ``dialect`` is a name (``mixer``) or a Dialect class."""
 
     def __init__(
         self,
@@ -89,6 +87,8 @@ class Simulator(Control):
         config: Config | None = None,
         auth: AuthPolicy | None = None,
         host: str = "127.0.0.1",
+        dialect: str | type[Dialect] = "reference",
+        dialect_options: dict[str, Any] | None = None,
     ) -> None:
         self.clock = clock or LoopClock()
         super().__init__(
@@ -99,9 +99,13 @@ class Simulator(Control):
                 transcript=Transcript(self._now, source="server"),
             )
         )
+        cls = dialect_class(dialect) if isinstance(dialect, str) else dialect
+        self.dialect: Dialect = cls(self.core, **(dialect_options or {}))
         self.host = host
+        self.http_url: str | None = None
+        self._dialect_http: Any = None
         self.servers: list[Server] = []
-        self.urls: list[str] = []
+        self.urls: list[str] = self.dialect.urls  # one list: the dialect sees every endpoint
         self.control_url: str | None = None
         self._http: Any = None
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -126,6 +130,10 @@ class Simulator(Control):
     ) -> Simulator:
         for _ in range(ports):
             await self.listen()
+        if self.dialect.routes() and self._dialect_http is None:
+            from .dialect_http import start_dialect_http
+
+            self._dialect_http, self.http_url = await start_dialect_http(self.dialect, self.host)
         if control_port is not None:
             from .http_api import start_http_api
 
@@ -142,6 +150,7 @@ class Simulator(Control):
             port,
             process_request=self._process_request,
             max_size=self.core.config.max_message_size,
+            subprotocols=list(self.dialect.subprotocols) or None,
             ping_interval=None,  # keepalive is the protocol's own ping/pong (§3)
             compression=None,  # frames stay readable to frame-aware faults
         )
@@ -158,9 +167,10 @@ class Simulator(Control):
         for server in self.servers:
             await server.wait_closed()
         self.servers.clear()
-        if self._http is not None:
-            await self._http.cleanup()
-            self._http = None
+        for runner in (self._http, self._dialect_http):
+            if runner is not None:
+                await runner.cleanup()
+        self._http = self._dialect_http = None
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
 
@@ -190,15 +200,23 @@ class Simulator(Control):
     async def _handler(self, ws: ServerConnection) -> None:
         core = self.core
         link = WebSocketLink(ws, core.new_connection_id(), self._tasks)
-        creds = credentials_from(ws.request) if ws.request else {}
-        conn = core.connect(link, path=ws.request.path if ws.request else "/", **creds)
+        request = ws.request
+        handshake = Handshake(
+            path=request.path if request else "/",
+            headers=request.headers if request else {},  # type: ignore[arg-type]
+            subprotocol=ws.subprotocol,
+        )
+        wire, credentials = self.dialect.open(link.id, handshake)
+        conn = core.connect(link, wire, credentials, path=handshake.path)
         try:
             async for data in ws:
                 try:
                     core.receive(conn, data)
                 except Exception as exc:  # a bug must cost one session, never the server
                     core.transcript.record("internal_error", conn=conn.sid, error=repr(exc))
-                    link.close(1011, f"internal error: {type(exc).__name__}")
+                    core.close(
+                        conn, CloseReason.INTERNAL_ERROR, f"internal error: {type(exc).__name__}"
+                    )
                     raise
         except ConnectionClosed:
             pass

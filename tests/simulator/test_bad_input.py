@@ -8,7 +8,7 @@ import json
 import pytest
 from websockets.frames import Frame, Opcode
 
-from squall.simulator import Simulator
+from squall.simulator import Simulator, ops
 
 from .conftest import wait_for_record
 
@@ -79,7 +79,7 @@ async def test_message_before_auth_closes_1008(bystander, sim: Simulator, open_c
     await client.send(type="subscribe", topics=["t"])
     assert await client.closed() == (
         1008,
-        "not authenticated: expected 'auth' first, got 'subscribe'",
+        "not authenticated: expected authentication first, got 'subscribe'",
     )
 
 
@@ -127,10 +127,10 @@ async def test_handler_bug_costs_one_session_only(bystander, sim: Simulator, ope
     def broken(conn, msg):
         raise RuntimeError("injected bug")
 
-    sim.core._handlers["ping"] = broken
+    sim.core._handlers[ops.Ping] = broken
     await client.send(type="ping", id=1)
     assert (await client.closed())[0] == 1011
-    sim.core._handlers["ping"] = sim.core._on_ping
+    sim.core._handlers[ops.Ping] = sim.core._on_ping
     rec = await wait_for_record(sim, lambda r: r["kind"] == "internal_error")
     assert rec["error"] == "RuntimeError('injected bug')"
 

@@ -17,6 +17,9 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, 
 
 from squall.clock import ManualClock
 from squall.simulator.core import Config, Connection, SimulatorCore
+from squall.simulator.dialects.reference import ReferenceDialect
+from squall.simulator.ops import Authenticate
+from squall.simulator.seam import Handshake
 
 USERS = ("alice", "bob")
 TOPICS = ("a", "b")
@@ -33,7 +36,7 @@ class FakeLink:
         self.open = True
         self.close_requested: int | None = None
 
-    def send_text(self, text: str) -> bool:
+    def send(self, text: str | bytes) -> bool:
         if self.open:
             self.frames.append(json.loads(text))
         return self.open
@@ -70,7 +73,9 @@ class CoreMachine(RuleBasedStateMachine):
         model = self.users[user]
         link = FakeLink(self.core.new_connection_id())
         model.link = link
-        model.conn = self.core.connect(link, token=user, recovery_token=recovery_token)
+        wire, _ = ReferenceDialect(self.core).open(link.id, Handshake("/", {}))
+        creds = Authenticate(token=user, recovery_token=recovery_token)
+        model.conn = self.core.connect(link, wire, creds)
         auth = link.frames[0]
         assert auth["type"] == "authenticated"
         frames = link.frames[1:]

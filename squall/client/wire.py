@@ -1,0 +1,138 @@
+"""The client's wire seam: the behaviour core speaks reference messages; a wire translates.
+
+:class:`~squall.client.core.ClientCore` decides everything in terms of the
+reference protocol's messages (docs/protocol.md). A :class:`ClientWire` turns
+each outgoing message into the frames of one dialect (or answers it locally,
+when the dialect has no such frame: Mixer has no ``subscribe``) and each
+incoming frame into the reference messages it means. The reference wire is
+the identity. A wire may also need a step before the socket opens
+(RingCentral's wstoken over HTTP): :meth:`ClientWire.prelude`, run by the
+asyncio driver, since the core does no I/O.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+from urllib.parse import urlencode, urlsplit, urlunsplit
+
+from squall.protocol import codec
+from squall.protocol import messages as m
+
+
+@dataclass(frozen=True)
+class Opening:
+    """How to open a socket: URL, headers, and whether credentials go in a first frame."""
+
+    url: str
+    headers: dict[str, str] = field(default_factory=dict)
+    auth_frame: bool = False
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    """What one message becomes: frames to send, and answers the wire gives itself."""
+
+    frames: Sequence[str | bytes] = ()
+    answers: Sequence[m.Message] = ()
+
+
+class PreludeFailed(Exception):
+    """The step before the socket failed; ``final`` when retrying cannot help (HTTP 401)."""
+
+    def __init__(self, message: str, *, final: bool = False) -> None:
+        super().__init__(message)
+        self.final = final
+
+
+class ClientWire(Protocol):
+    name: str
+
+    def opening(
+        self,
+        url: str,
+        *,
+        token: str | None,
+        jwt: str | None,
+        recovery_token: str | None,
+        auth_via: str,
+    ) -> Opening: ...
+
+    def encode(self, msg: m.Message) -> Outgoing: ...
+
+    def decode(self, data: str | bytes) -> Sequence[m.Message]:
+        """Reference messages for one frame (maybe none); a ProtocolError if unreadable."""
+        ...
+
+    async def prelude(self, opening: Opening, token: str | None) -> Opening:
+        """Anything the dialect does before the socket (an HTTP token exchange)."""
+        ...
+
+
+def with_query(url: str, params: dict[str, str]) -> str:
+    if not params:
+        return url
+    parts = urlsplit(url)
+    query = "&".join(q for q in (parts.query, urlencode(params)) if q)
+    return urlunsplit((parts.scheme, parts.netloc, parts.path or "/", query, parts.fragment))
+
+
+class ReferenceClientWire:
+    """The reference protocol: messages are the frames (§2 for where credentials go)."""
+
+    name = "reference"
+
+    def opening(
+        self,
+        url: str,
+        *,
+        token: str | None,
+        jwt: str | None,
+        recovery_token: str | None,
+        auth_via: str,
+    ) -> Opening:
+        query: dict[str, str] = {}
+        headers: dict[str, str] = {}
+        if auth_via == "query":
+            if token:
+                query["token"] = token
+            elif jwt:
+                query["jwt"] = jwt
+        elif auth_via == "header":
+            if token:
+                headers["Authorization"] = f"Bearer {token}"
+            elif jwt:
+                query["jwt"] = jwt  # a guest JWT has no header form (§2)
+        if recovery_token is not None and auth_via != "frame":
+            query["recovery_token"] = recovery_token
+        return Opening(with_query(url, query), headers, auth_frame=auth_via == "frame")
+
+    def encode(self, msg: m.Message) -> Outgoing:
+        return Outgoing((codec.encode(msg),))
+
+    def decode(self, data: str | bytes) -> Sequence[m.Message]:
+        return (codec.decode_server(data),)
+
+    async def prelude(self, opening: Opening, token: str | None) -> Opening:
+        return opening
+
+
+#: dialect name -> "module:Class" of its client wire, imported on first use
+WIRES: dict[str, str] = {
+    "reference": "squall.client.wire:ReferenceClientWire",
+    "mixer": "squall.client.wires.mixer:MixerClientWire",
+    "ringcentral": "squall.client.wires.ringcentral:RingCentralClientWire",
+}
+
+
+def client_wire(name: str) -> ClientWire:
+    """A fresh wire for dialect ``name``; ValueError naming the known ones."""
+    import importlib
+
+    target = WIRES.get(name)
+    if target is None:
+        raise ValueError(f"the reference client has no {name!r} mode (known: {', '.join(WIRES)})")
+    module, _, attr = target.partition(":")
+    wire: ClientWire = getattr(importlib.import_module(module), attr)()
+    return wire

@@ -1,0 +1,1 @@
+"""Client wires for the dialects beside the reference protocol (``squall/client/wire.py``)."""

@@ -1,0 +1,167 @@
+"""The dialect seam: what a wire format must provide so the core can serve it.
+
+The core (``core.py``) speaks no wire format. Per listening endpoint there is
+one :class:`Dialect`; per connection, one sans-I/O :class:`WireSession` that
+turns frames into :mod:`~squall.simulator.ops` operations and
+:mod:`~squall.simulator.events` events into frames. Close *reasons* are the
+core's (:class:`CloseReason`); close codes, stream errors and whatever else
+goes out before the socket closes are the dialect's (:meth:`WireSession.close`).
+
+docs/dialects.md walks through adding a dialect.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple, Protocol
+
+if TYPE_CHECKING:
+    from .events import Delivered, Event
+    from .ops import Authenticate, BadInput, Operation
+
+
+class CloseReason(StrEnum):
+    """Why the core ends a connection; each dialect maps it to its own code or stanza."""
+
+    NORMAL = "normal"
+    GOING_AWAY = "going_away"
+    POLICY = "policy"  # not authenticated, rate limit, auth timeout, session replaced or expired
+    AUTH_FAILED = "auth_failed"
+    SERVICE_RESTART = "service_restart"  # a drain: reconnect now
+    BAD_FRAME = "bad_frame"  # not decodable (bad JSON, bad XML, bad UTF-8)
+    UNSUPPORTED_DATA = "unsupported_data"  # binary where only text is spoken, or the reverse
+    TOO_BIG = "too_big"
+    INTERNAL_ERROR = "internal_error"
+
+
+class Frame(NamedTuple):
+    """One frame out: its wire type name (for the transcript), the data, and a redacted copy."""
+
+    type: str
+    data: str | bytes
+    shown: str | None = None  # what the transcript records instead, when ``data`` holds a secret
+
+
+class Inbound(NamedTuple):
+    """One frame in, decoded: its wire type name and what it asks the core for."""
+
+    type: str | None
+    items: Sequence[Operation | BadInput]
+    shown: str | None = None  # the frame with its secrets masked, for the transcript
+    frames: Sequence[Frame] = ()  # answered by the dialect itself (a handshake step, a pong)
+
+
+class Closing(NamedTuple):
+    """How a dialect ends a connection: frames first, then the close code and reason."""
+
+    frames: Sequence[Frame]
+    code: int
+    reason: str
+
+
+@dataclass(frozen=True)
+class Handshake:
+    """What a dialect may read from the WebSocket opening request."""
+
+    path: str
+    headers: Mapping[str, str]
+    subprotocol: str | None = None
+
+
+class WireSession(Protocol):
+    """One connection's codec state. No I/O, no clock."""
+
+    dialect: Dialect
+
+    def greet(self) -> Sequence[Frame]:
+        """Frames sent as soon as the socket opens (Mixer's ``WelcomeEvent``)."""
+        ...
+
+    def receive(self, data: str | bytes) -> Inbound: ...
+
+    def encode(self, event: Event) -> Sequence[Frame]:
+        """The frames for one event; empty when this wire has nothing to show for it."""
+        ...
+
+    def deliver(self, event: Delivered) -> Frame:
+        """The frame for one notification: the fan-out's hot path."""
+        ...
+
+    def close(self, reason: CloseReason, detail: str) -> Closing: ...
+
+
+Handler = Callable[[Any], Awaitable[Any]]
+
+
+@dataclass(frozen=True)
+class Route:
+    """An HTTP route a dialect serves beside its WebSocket (a token endpoint, a REST prelude)."""
+
+    method: str
+    path: str
+    handler: Handler
+
+
+class Dialect:
+    """Base of every dialect: its name, what it can do, and how a connection starts.
+
+    Subclasses set the class attributes and implement :meth:`open`; a dialect that
+    serves HTTP too returns its routes from :meth:`routes`. One instance serves
+    one simulator core, so it may keep per-server state (issued tokens, channels).
+    """
+
+    name: ClassVar[str]
+    #: what the control plane and scenarios may ask of it: pubsub, rpc, drain, recovery,
+    #: rooms, server_ping. An operation needing a missing one answers with an error.
+    capabilities: ClassVar[frozenset[str]]
+    subprotocols: ClassVar[tuple[str, ...]] = ()
+    #: True: any operation before authentication closes with ``CloseReason.POLICY``;
+    #: False: it is answered with ``Rejected(code="not_authenticated")``.
+    closes_before_auth: ClassVar[bool] = True
+    #: the dialect's own settings and their defaults (``Simulator(dialect_options=...)``)
+    defaults: ClassVar[dict[str, Any]] = {}
+
+    def __init__(self, core: Any, **options: Any) -> None:
+        self.core = core
+        unknown = set(options) - set(self.defaults)
+        if unknown:
+            known = ", ".join(sorted(self.defaults)) or "none"
+            raise ValueError(
+                f"unknown {self.name} dialect options {sorted(unknown)} (known: {known})"
+            )
+        self.options: dict[str, Any] = {**self.defaults, **options}
+        #: the WebSocket URLs this dialect is served on (filled in by the server as it listens),
+        #: for dialects that hand a URL out over HTTP (RingCentral's wstoken ``uri``)
+        self.urls: list[str] = []
+
+    def open(self, link_id: str, handshake: Handshake) -> tuple[WireSession, Authenticate | None]:
+        """A new connection: its wire session, and credentials found in the handshake."""
+        raise NotImplementedError
+
+    def routes(self) -> Sequence[Route]:
+        return ()
+
+    def require(self, capability: str, what: str) -> None:
+        """Raise :class:`Unsupported` unless this dialect has ``capability``."""
+        if capability not in self.capabilities:
+            raise Unsupported(f"the {self.name} dialect has no {what} ({capability})")
+
+
+class Unsupported(Exception):
+    """A control operation the session's dialect has no equivalent for."""
+
+
+_CAMEL = re.compile(r"(?<!^)(?=[A-Z])")
+_NAMES: dict[type, str] = {}
+
+
+def snake_name(value: object) -> str:
+    """``PeerSidReassigned()`` -> ``peer_sid_reassigned``: the dialect-neutral name recorded."""
+    cls = type(value)
+    name = _NAMES.get(cls)
+    if name is None:
+        name = _NAMES[cls] = _CAMEL.sub("_", cls.__name__).lower()
+    return name
