@@ -33,13 +33,17 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import gc
 import json
 import os
 import resource
 import statistics
+import subprocess
 import sys
+import tempfile
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
 from websockets.asyncio.client import ClientConnection, connect
@@ -61,9 +65,10 @@ RPC_WARMUP = 20
 # connection that sends faster; staying under the burst keeps every run inside the policy.
 RATE_BURST = 2000
 FANOUT_TIMEOUT = 60.0
-SERVER_KINDS = ("sim", "sim-nt", "echo", "broadcast")
+SERVER_KINDS = ("sim", "sim-nt", "sim-before", "echo", "broadcast")
 LABELS = {
     "sim": "simulator",
+    "sim-before": "simulator @ --before",
     "sim-nt": "simulator, transcript off",
     "echo": "websockets echo",
     "broadcast": "websockets broadcast",
@@ -119,13 +124,14 @@ async def serve_child(kind: str) -> None:
         finally:
             conns.discard(ws)
 
-    if kind in ("sim", "sim-nt"):
-        from squall.simulator import Simulator
+    if kind in ("sim", "sim-nt", "sim-before"):
+        from squall.simulator import Simulator  # sim-before: from the PYTHONPATH checkout
 
         sim = Simulator()
         await sim.start()
         if kind == "sim-nt":
             sim.core.transcript.record = lambda _kind, **_fields: {}
+            sim.core.transcript.frame = lambda *_args, **_kw: None
         url = sim.url
         server = None
     else:
@@ -185,6 +191,10 @@ async def serve_child(kind: str) -> None:
                         "transcript": transcript,
                     }
                 )
+            elif op == "gc":
+                t_gc = time.perf_counter()
+                gc.collect()  # what one full collection costs with this much history held
+                reply({"gc_ms": (time.perf_counter() - t_gc) * 1000})
             elif op == "fanout":
                 reply(await fanout(int(cmd["n"])))
             elif op == "quit":
@@ -200,6 +210,9 @@ async def serve_child(kind: str) -> None:
 
 class ServerProcess:
     """A ``--serve KIND`` child: started, queried over its pipes, always stopped."""
+
+    #: a checkout of an earlier revision, for the ``sim-before`` kind (``--before REV``)
+    before_src: str | None = None
 
     def __init__(self, kind: str) -> None:
         self.kind = kind
@@ -218,6 +231,7 @@ class ServerProcess:
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
+            env=self._env(),
         )
         self._drain = asyncio.ensure_future(self._keep_stderr())
         try:
@@ -227,6 +241,12 @@ class ServerProcess:
             raise
         self.url, self.pid = hello["url"], hello["pid"]
         return self
+
+    def _env(self) -> dict[str, str] | None:
+        if self.kind != "sim-before":
+            return None
+        assert self.before_src, "sim-before needs --before REV"
+        return {**os.environ, "PYTHONPATH": self.before_src}
 
     async def _keep_stderr(self) -> None:
         """Read the child's stderr as it comes (so it never blocks), keeping the last 4 KB."""
@@ -398,6 +418,7 @@ async def fanout_run(kind: str, subscribers: int, publishes: int) -> dict[str, A
         sent = await server.ask("fanout", n=publishes)
         error = await receivers
         after = await server.ask("stats")
+        gc_ms = (await server.ask("gc"))["gc_ms"]
         await close_all(conns)
     total = sum(got)
     elapsed = (max(last_at) if error is None else time.monotonic()) - sent["t0"]
@@ -412,6 +433,7 @@ async def fanout_run(kind: str, subscribers: int, publishes: int) -> dict[str, A
         "publish_seconds": sent["t1"] - sent["t0"],
         "server_cpu_us": (after["cpu"] - before["cpu"]) / max(1, total) * 1e6,
         "server_util": (after["cpu"] - before["cpu"]) / elapsed,
+        "gc_ms": gc_ms,
     }
 
 
@@ -490,7 +512,8 @@ async def bench(args: argparse.Namespace) -> int:
                     + (f" ({res['error']})" if res.get("error") else "")
                 )
 
-    rpc_kinds = ("echo", "sim", "sim-nt")
+    extra = ("sim-before",) if ServerProcess.before_src else ()
+    rpc_kinds = ("echo", "sim", "sim-nt", *extra)
     seq = await best_of(
         args.rounds, rpc_kinds, lambda k: rpc_run(k, args.rpc_clients, args.rpc_calls, 1)
     )
@@ -503,11 +526,12 @@ async def bench(args: argparse.Namespace) -> int:
     check(pipe, "RPC pipelined")
     fan = await best_of(
         args.rounds,
-        ("broadcast", "sim", "sim-nt"),
+        ("broadcast", "sim", "sim-nt", *extra),
         lambda k: fanout_run(k, args.subscribers, args.publishes),
     )
     check(fan, "fan-out")
-    idle = {k: await idle_run(k, args.sessions) for k in ("broadcast", "sim", "sim-nt")}
+    idle_kinds = ("broadcast", "sim", "sim-nt", *extra)
+    idle = {k: await idle_run(k, args.sessions) for k in idle_kinds}
     for res in idle.values():
         if res["open"] != res["sessions"]:
             problems.append(f"idle, {LABELS[res['kind']]}: {res['open']}/{res['sessions']} open")
@@ -550,6 +574,8 @@ async def bench(args: argparse.Namespace) -> int:
                 "seconds": round(res["seconds"], 3),
                 "ops": res["total"],
             }
+            if "gc_ms" in res:
+                figures[kind]["full_gc_ms_after"] = round(res["gc_ms"], 1)
             if kind != base:
                 figures[kind]["ratio"] = round(ratio, 3)
                 figures[kind]["cpu_cost_ratio"] = round(
@@ -645,6 +671,12 @@ def main() -> int:
     parser.add_argument("--publishes", type=int, default=None)
     parser.add_argument("--sessions", type=int, default=None, help="idle sessions")
     parser.add_argument("--rounds", type=int, default=None, help="interleaved rounds per kind")
+    parser.add_argument(
+        "--before",
+        metavar="REV",
+        default=None,
+        help="also measure the simulator at git revision REV (a temporary worktree), same run",
+    )
     parser.add_argument("--serve", choices=SERVER_KINDS, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve:
@@ -664,7 +696,24 @@ def main() -> int:
             setattr(args, key, value)
     if args.rpc_calls + RPC_WARMUP >= RATE_BURST:
         parser.error(f"--rpc-calls must stay under {RATE_BURST - RPC_WARMUP} (rate limit burst)")
-    return asyncio.run(bench(args))
+    if args.before is None:
+        return asyncio.run(bench(args))
+    with before_checkout(args.before) as src:
+        ServerProcess.before_src = src
+        LABELS["sim-before"] = f"simulator @ {args.before}"
+        return asyncio.run(bench(args))
+
+
+@contextlib.contextmanager
+def before_checkout(rev: str) -> Iterator[str]:
+    """A temporary ``git worktree`` of ``rev``, removed afterwards."""
+    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    path = tempfile.mkdtemp(prefix="squall-before-")
+    subprocess.run(["git", "-C", repo, "worktree", "add", "-q", "--detach", path, rev], check=True)
+    try:
+        yield path
+    finally:
+        subprocess.run(["git", "-C", repo, "worktree", "remove", "--force", path], check=False)
 
 
 if __name__ == "__main__":

@@ -38,6 +38,7 @@ from squall.clock import LoopClock
 from .errors import ClientError, NotConnected
 from .policy import Policy
 from .streaming import DrainRequest, StreamingClient
+from .wire import client_wire
 
 WEBRTC_COMMANDS = (
     "webrtc.enable",
@@ -90,8 +91,11 @@ class Driver:
         timescale: float = 1.0,
         overrides: dict[str, Any] | None = None,
         seed: int | None = None,
+        dialect: str = "reference",
     ) -> None:
         self.write = write
+        self.dialect = dialect
+        client_wire(dialect)  # an unknown dialect fails here, before driver_ready
         self.clock = LoopClock(timescale)
         self.overrides = overrides or {}
         self.rng = random.Random(seed)
@@ -138,6 +142,15 @@ class Driver:
             raise CommandError("no server URL: pass 'url' or 'urls' to configure or connect")
         token, jwt = config.pop("token", None), config.pop("jwt", None)
         recovery_token = config.pop("recovery_token", None)
+        config.pop("user", None)  # for SDK drivers whose login names the user; ours uses the token
+        # The runner passes the dialect's HTTP prelude as ``server`` and a dialect's own
+        # settings under its name (``mixer: {...}``): they configure the wire, not the policy.
+        wire_options = dict(config.pop(self.dialect, None) or {})
+        if config.get("server") is not None:
+            wire_options["server"] = config.pop("server")
+        config.pop("server", None)
+        for name in ("mixer", "ringcentral", "genesys"):
+            config.pop(name, None)
         policy = Policy().replace(**{**config, **self.overrides})
         self.client = StreamingClient(
             urls,
@@ -147,6 +160,7 @@ class Driver:
             rng=self.rng,
             policy=policy,
             recovery_token=recovery_token,
+            dialect=client_wire(self.dialect, **wire_options),
         )
         self.client.on("*", self._on_event)
 
@@ -348,6 +362,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--seed", type=int, default=None, help="seed for backoff jitter")
     parser.add_argument("--debug", action="store_true", help="log every frame to stderr")
+    parser.add_argument(
+        "--dialect",
+        default="reference",
+        help="the wire the client speaks: reference (default), mixer, ringcentral",
+    )
     broken = parser.add_argument_group("deliberately broken behaviours (for the conformance suite)")
     broken.add_argument("--no-resubscribe", action="store_true", help="never re-create topics")
     broken.add_argument(
@@ -375,7 +394,13 @@ async def serve(stdin: TextIO, stdout: TextIO, ns: argparse.Namespace) -> None:
         stdout.write(json.dumps(obj, default=str, separators=(",", ":")) + "\n")
         stdout.flush()
 
-    driver = Driver(write, timescale=ns.timescale, overrides=overrides_from(ns), seed=ns.seed)
+    driver = Driver(
+        write,
+        timescale=ns.timescale,
+        overrides=overrides_from(ns),
+        seed=ns.seed,
+        dialect=ns.dialect,
+    )
     tasks: set[asyncio.Task[None]] = set()
     write({"event": "driver_ready", "data": {"commands": list(COMMANDS)}, "t": 0.0})
     lines = _read_lines(stdin)

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
 from squall.protocol import codec
@@ -83,6 +83,9 @@ class ReferenceClientWire:
 
     name = "reference"
 
+    def __init__(self, **options: Any) -> None:
+        self.options = options  # the reference protocol needs none; accepted for symmetry
+
     def opening(
         self,
         url: str,
@@ -126,13 +129,14 @@ WIRES: dict[str, str] = {
 }
 
 
-def client_wire(name: str) -> ClientWire:
-    """A fresh wire for dialect ``name``; ValueError naming the known ones."""
+def client_wire(name: str, **options: Any) -> ClientWire:
+    """A fresh wire for dialect ``name`` (``options`` go to its constructor, such as the
+    ``server`` URL of a dialect's HTTP prelude); ValueError naming the known ones."""
     import importlib
 
     target = WIRES.get(name)
     if target is None:
         raise ValueError(f"the reference client has no {name!r} mode (known: {', '.join(WIRES)})")
     module, _, attr = target.partition(":")
-    wire: ClientWire = getattr(importlib.import_module(module), attr)()
+    wire: ClientWire = getattr(importlib.import_module(module), attr)(**options)
     return wire

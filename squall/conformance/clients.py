@@ -4,10 +4,14 @@ The runner reaches every client, the reference one included, only through
 this: JSON-line commands on the process's stdin, events and replies on its
 stdout. A :class:`ClientSpec` string says which program:
 
-- ``reference`` (the default): ``python -m squall.client.driver``;
-- ``reference --no-resubscribe``: the same with extra flags (the broken variants);
+- a name from :data:`PROFILES`: ``reference`` (``python -m squall.client.driver``),
+  ``reference-mixer`` / ``reference-ringcentral`` (the same client on another
+  dialect), ``mixer-sdk`` / ``ringcentral-sdk`` (the real npm SDKs through the node
+  drivers in ``drivers/``); each names the dialect its server must speak;
+- a name with extra flags: ``reference --no-resubscribe`` (the broken variants);
 - anything else: a command line, with ``{timescale}`` and ``{seed}`` substituted
-  (both are also in the environment as ``SQUALL_TIMESCALE`` / ``SQUALL_SEED``).
+  (both are also in the environment as ``SQUALL_TIMESCALE`` / ``SQUALL_SEED``),
+  speaking the reference protocol unless a dialect is given.
 
 I/O runs on two daemon threads per process (``Popen``, not asyncio
 subprocesses), and lines are handed to the event loop with
@@ -27,29 +31,131 @@ import subprocess
 import sys
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 REFERENCE = "reference"
 
+#: The repository's node drivers (drivers/*/driver.js), each run with the time-compression
+#: preload so the SDK's own timers follow the scenario's timescale (drivers/README.md).
+DRIVERS_DIR = Path(__file__).resolve().parents[2] / "drivers"
+
+
+@dataclass(frozen=True)
+class Profile:
+    """A client under test: how to start it, and the dialect its server must speak."""
+
+    name: str
+    dialect: str
+    argv: tuple[str, ...]  # {timescale} and {seed} substituted; "{python}" is this interpreter
+    about: str = ""
+    needs_install: Path | None = None  # node_modules that ``npm ci`` must have created
+
+
+def _node(folder: str) -> tuple[str, ...]:
+    return (
+        "node",
+        "-r",
+        str(DRIVERS_DIR / "common" / "timescale.js"),
+        str(DRIVERS_DIR / folder / "driver.js"),
+        "--timescale",
+        "{timescale}",
+        "--seed",
+        "{seed}",
+    )
+
+
+_PY = ("{python}", "-m", "squall.client.driver", "--timescale", "{timescale}", "--seed", "{seed}")
+
+#: Named clients: the reference client on every dialect, and the real SDKs from npm.
+PROFILES: dict[str, Profile] = {
+    p.name: p
+    for p in (
+        Profile("reference", "reference", _PY, "squall's reference client"),
+        Profile(
+            "reference-mixer",
+            "mixer",
+            (*_PY, "--dialect", "mixer"),
+            "the reference client speaking Mixer's chat protocol",
+        ),
+        Profile(
+            "reference-ringcentral",
+            "ringcentral",
+            (*_PY, "--dialect", "ringcentral"),
+            "the reference client speaking RingCentral's WebSocket protocol",
+        ),
+        Profile(
+            "mixer-sdk",
+            "mixer",
+            _node("mixer-sdk"),
+            "@mixer/client-node 3.5.0, unchanged, in node",
+            DRIVERS_DIR / "mixer-sdk" / "node_modules",
+        ),
+        Profile(
+            "ringcentral-sdk",
+            "ringcentral",
+            _node("ringcentral-sdk"),
+            "@rc-ex/ws 1.4.2 with @rc-ex/core, unchanged, in node",
+            DRIVERS_DIR / "ringcentral-sdk" / "node_modules",
+        ),
+    )
+}
+
 Sink = Callable[[dict[str, Any]], None]
 
+#: What ``--client all`` (and a plain ``pytest``) runs: every named client.
+ALL = "all"
 
-def command_line(spec: str, *, timescale: float, seed: int) -> list[str]:
-    """The argv for a client spec (see the module docstring)."""
-    spec = spec.strip() or REFERENCE
-    words = shlex.split(spec)
-    if words[0] == REFERENCE:
-        return [
-            sys.executable,
-            "-m",
-            "squall.client.driver",
-            "--timescale",
-            repr(timescale),
-            "--seed",
-            str(seed),
-            *words[1:],
-        ]
-    return [w.replace("{timescale}", repr(timescale)).replace("{seed}", str(seed)) for w in words]
+
+def profile(spec: str, *, dialect: str | None = None) -> Profile:
+    """The profile of a client spec: a name (with extra flags), or any command line.
+
+    ``reference --no-resubscribe`` is the reference profile with a flag added; an
+    unknown first word is a command line of the user's own, which speaks ``dialect``
+    (the reference protocol unless told otherwise).
+    """
+    words = shlex.split(spec.strip() or REFERENCE)
+    known = PROFILES.get(words[0])
+    if known is not None:
+        if dialect is not None and dialect != known.dialect:
+            raise ValueError(f"client {known.name} speaks {known.dialect}, not {dialect}")
+        return Profile(
+            " ".join(words),
+            known.dialect,
+            (*known.argv, *words[1:]),
+            known.about,
+            known.needs_install,
+        )
+    return Profile(" ".join(words), dialect or REFERENCE, tuple(words), "a driver command")
+
+
+def expand(specs: list[str] | None) -> list[str]:
+    """``--client`` values -> client specs; none given (or ``all``) means every named client."""
+    if not specs:
+        return list(PROFILES)
+    out: list[str] = []
+    for spec in specs:
+        out.extend(PROFILES if spec.strip() == ALL else [spec])
+    return list(dict.fromkeys(out))
+
+
+def command_line(
+    spec: str, *, timescale: float, seed: int, dialect: str | None = None
+) -> list[str]:
+    """The argv for a client spec (see :func:`profile`)."""
+    prof = profile(spec, dialect=dialect)
+    if prof.needs_install is not None and not prof.needs_install.is_dir():
+        raise DriverError(
+            f"client {prof.name} is not installed: {prof.needs_install} is missing "
+            "(run `bash ci/bootstrap.sh --setup`, which runs `npm ci` in drivers/)"
+        )
+    return [
+        w.replace("{timescale}", repr(timescale))
+        .replace("{seed}", str(seed))
+        .replace("{python}", sys.executable)
+        for w in prof.argv
+    ]
 
 
 def client_label(spec: str) -> str:

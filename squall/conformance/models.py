@@ -120,6 +120,10 @@ class ServerSpec(Model):
     tokens: dict[str, str] | None = Field(
         None, description="token -> user; absent means any token is accepted as its own user"
     )
+    dialect: dict[str, dict[str, Any]] = Field(
+        default_factory=dict,
+        description="per-dialect options, by dialect name (ringcentral: {expires_in: 60})",
+    )
 
 
 class Scenario(Model):
@@ -141,6 +145,11 @@ class Scenario(Model):
     requires: list[str] = Field(
         default_factory=list,
         description="driver commands the client must implement, else UNIMPLEMENTED",
+    )
+    dialects: list[str] = Field(
+        default_factory=lambda: ["reference"],
+        description="the dialects this behaviour exists on; a client whose server speaks "
+        "another gets UNIMPLEMENTED (see docs/dialects.md)",
     )
     clients: dict[Name, ClientSpec] = Field(min_length=1)
     server: ServerSpec = Field(default_factory=ServerSpec)

@@ -66,9 +66,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
     group.addoption(
         "--client",
-        default="reference",
+        action="append",
+        default=[],
         metavar="SPEC",
-        help="client under test: 'reference' [flags] or a driver command line (docs/driver.md)",
+        help="client under test (repeatable): a name (reference, reference-mixer, "
+        "reference-ringcentral, mixer-sdk, ringcentral-sdk, or 'all'), 'reference' with flags, "
+        "or a driver command line (docs/driver.md). Default: the suite file's clients, "
+        "else reference",
     )
     group.addoption(
         "--timescale",
@@ -136,8 +140,24 @@ class InvalidScenario(Exception):
         self.problems = problems
 
 
+def _clients(config: pytest.Config, suite: list[str] | None = None) -> list[str]:
+    """``--client`` values, else the suite file's ``clients:``, else the reference client."""
+    from .clients import expand
+
+    given = config.getoption("client") or suite or ["reference"]
+    return expand(given)
+
+
+def first_client(config: pytest.Config) -> str:
+    """The client fixtures use: the first ``--client`` (the reference client by default)."""
+    return _clients(config)[0]
+
+
 class _ScenarioCollector(pytest.File):
+    suite_clients: list[str] | None = None
+
     def _items(self, paths: list[Path]) -> Iterator[pytest.Item]:
+        from .clients import profile
         from .loader import load_all, select
 
         loaded, problems = load_all(paths)
@@ -148,8 +168,14 @@ class _ScenarioCollector(pytest.File):
             yield ScenarioInvalid.from_parent(
                 self, name=f"invalid:{Path(path).name}", problems=found
             )
+        clients = _clients(self.config, self.suite_clients)
         for item in select(loaded, _globs(self.config) or None):
-            yield ScenarioItem.from_parent(self, name=item.scenario.id, loaded=item)
+            for client in clients:
+                # A behaviour the client's dialect does not have is no test for it.
+                if profile(client).dialect not in item.scenario.dialects:
+                    continue
+                name = item.scenario.id if len(clients) == 1 else f"{item.scenario.id}[{client}]"
+                yield ScenarioItem.from_parent(self, name=name, loaded=item, client=client)
 
 
 class SuiteFile(_ScenarioCollector):
@@ -160,6 +186,7 @@ class SuiteFile(_ScenarioCollector):
 
         data = YAML(typ="safe").load(self.path.read_text(encoding="utf-8")) or {}
         paths = [(self.path.parent / p).resolve() for p in data.get("scenarios", [])]
+        self.suite_clients = [str(c) for c in data.get("clients") or []] or None
         yield from self._items(paths)
 
 
@@ -177,9 +204,10 @@ class ScenarioFailed(AssertionError):
 class ScenarioItem(pytest.Item):
     """One scenario, run against ``--client``. Its location is the scenario's line in YAML."""
 
-    def __init__(self, *, loaded: Loaded, **kw: Any) -> None:
+    def __init__(self, *, loaded: Loaded, client: str = "reference", **kw: Any) -> None:
         super().__init__(**kw)
         self.loaded = loaded
+        self.client = client
         self.result: Result | None = None
         self.add_marker("squall_scenario")
         for tag in loaded.scenario.tags:
@@ -194,7 +222,7 @@ class ScenarioItem(pytest.Item):
         config = self.config
         result = run_sync(
             self.loaded,
-            client=config.getoption("client"),
+            client=self.client,
             timescale=config.getoption("timescale"),
         )
         self.result = result
@@ -330,7 +358,7 @@ def squall_run_scenario(request: pytest.FixtureRequest) -> Callable[..., Result]
     def run(source: str | Path, *, client: str | None = None, **kw: Any) -> Result:
         text = str(source)
         loaded = parse(text) if "\n" in text else load_file(source)
-        return run_sync(loaded, client=client or request.config.getoption("client"), **kw)
+        return run_sync(loaded, client=client or first_client(request.config), **kw)
 
     return run
 
@@ -382,7 +410,7 @@ if pytest_asyncio is not None:
 
         async def make(spec: str | None = None) -> DriverProcess:
             argv = command_line(
-                spec or request.config.getoption("client"), timescale=squall_timescale, seed=0
+                spec or first_client(request.config), timescale=squall_timescale, seed=0
             )
             lines: list[dict[str, Any]] = []
             drv = DriverProcess(argv, lines.append)

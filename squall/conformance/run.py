@@ -5,7 +5,8 @@ Every scenario under PATHS (default ``scenarios/``) runs against each
 goes to ``--json`` (Autobahn ``index.json`` shape) and ``--html``, transcripts
 next to them. ``-j N`` runs N scenarios at once, each with its own simulator,
 proxy and client processes. Exit status: 0 when nothing FAILED, 1 when
-something did, 2 when a scenario file is invalid (nothing runs then).
+something did, 2 when a scenario file is invalid: each problem is printed as
+``file:line:column: what`` and the valid scenarios still run.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from .clients import expand, profile
 from .loader import Loaded, load_all, select
 from .runner import Run
 from .verdicts import Result, Verdict
@@ -29,7 +31,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="append",
         default=None,
         metavar="SPEC",
-        help="client under test (repeatable): 'reference' [flags] or a driver command line",
+        help="client under test (repeatable): a name (reference, reference-mixer, "
+        "reference-ringcentral, mixer-sdk, ringcentral-sdk), 'all', 'reference' with flags, "
+        "or a driver command line",
     )
     parser.add_argument("--scenarios", "-s", action="append", default=[], metavar="GLOB")
     parser.add_argument("--timescale", type=float, default=None, help="override every scenario's")
@@ -49,7 +53,13 @@ async def run_many(
 ) -> list[Result]:
     """Every scenario against every client, ``jobs`` at a time, in a stable order."""
     sem = asyncio.Semaphore(max(1, jobs))
-    pairs = [(c, item) for c in clients for item in items]
+    # A scenario runs against the clients whose dialect has its behaviour.
+    pairs = [
+        (c, item)
+        for c in expand(clients)
+        for item in items
+        if profile(c).dialect in item.scenario.dialects
+    ]
 
     async def one(client: str, item: Loaded) -> Result:
         async with sem:
@@ -65,10 +75,15 @@ def run(args: argparse.Namespace) -> int:
     from .report import failure_text, write_html, write_json, write_transcript
 
     loaded, problems = load_all(args.paths)
+    for problem in problems:
+        print(problem, file=sys.stderr)
     if problems:
-        for problem in problems:
-            print(problem, file=sys.stderr)
-        return 2
+        files = len({str(p.path) for p in problems})
+        print(
+            f"{len(problems)} problem(s) in {files} file(s); "
+            f"running the {len(loaded)} valid scenario(s)",
+            file=sys.stderr,
+        )
     globs = [g for raw in args.scenarios for g in raw.split(",") if g]
     items = select(loaded, globs or None)
     if not items:
@@ -97,6 +112,8 @@ def run(args: argparse.Namespace) -> int:
         + f"; {wall:.1f} s wall for {proto:.0f} s of protocol time"
         f" (x{proto / wall if wall else 0:.0f})"
     )
+    if problems:
+        return 2
     return 1 if failed else 0
 
 

@@ -27,7 +27,7 @@ from squall.faults import FaultEvent, ProxyServer
 from squall.simulator import AuthPolicy, Config, ControlError, Simulator
 
 from . import models as m
-from .clients import DriverError, DriverProcess, client_label, command_line
+from .clients import DriverError, DriverProcess, client_label, command_line, profile
 from .loader import Loaded
 from .match import dig, matches
 from .template import Templates
@@ -77,6 +77,7 @@ class Run:
         self.loaded = loaded
         self.sc: m.Scenario = loaded.scenario
         self.client_spec = client
+        self.profile = profile(client)
         self.timescale = timescale or self.sc.timescale
         self.clock = LoopClock(self.timescale)
         self.on_step = on_step
@@ -178,8 +179,19 @@ class Run:
             if not hasattr(config, key):
                 raise StepFailed(f"server.config.{key} is a server setting", "no such setting")
             setattr(config, key, m.parse_duration(value) if isinstance(value, str) else value)
+        dialect = self.profile.dialect
+        if dialect not in sc.dialects:
+            raise StepFailed(
+                f"a server speaking one of: {', '.join(sc.dialects)}",
+                f"client {self.profile.name} speaks {dialect}: this behaviour is not part of it",
+                unimplemented=True,
+            )
         self.sim = Simulator(
-            clock=self.clock, config=config, auth=AuthPolicy(tokens=sc.server.tokens)
+            clock=self.clock,
+            config=config,
+            auth=AuthPolicy(tokens=sc.server.tokens),
+            dialect=dialect,
+            dialect_options=sc.server.dialect.get(dialect),
         )
         self.sim.core.transcript.listen(self._server_record)
         await self.sim.start(ports=sc.network.endpoints)
@@ -212,6 +224,10 @@ class Run:
             args["token"] = spec.token
         if spec.jwt is not None:
             args["jwt"] = spec.jwt
+        if spec.user is not None:
+            args["user"] = spec.user
+        if self.sim is not None and self.sim.http_url is not None:
+            args["server"] = self.sim.http_url  # the dialect's HTTP prelude (a token endpoint)
         args.update(self.templates.render(spec.policy))
         await self._command(name, "configure", args, wait=True)
 
