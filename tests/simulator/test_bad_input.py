@@ -141,3 +141,24 @@ async def test_many_bad_clients_at_once(bystander, open_client) -> None:
     await asyncio.gather(*(c.ws.send("not json") for c in clients))
     codes = await asyncio.gather(*(c.closed() for c in clients))
     assert {code for code, _ in codes} == {1007}
+
+
+async def test_non_ascii_reason_still_closes_before_auth(
+    bystander, sim: Simulator, open_client
+) -> None:
+    """A close reason is cut at 123 UTF-8 bytes: 'é' * 80 is 160 bytes, and the 1008 still goes out."""
+    client = await open_client(None, url=sim.url)
+    await client.send(type="é" * 80)
+    code, reason = await client.closed()
+    assert code == 1008 and len(reason.encode()) <= 123 and reason.startswith("not authenticated")
+    rec = await wait_for_record(sim, lambda r: r["kind"] == "close")
+    assert rec["code"] == 1008
+
+
+async def test_drop_with_a_long_non_ascii_reason_closes(
+    bystander, sim: Simulator, open_client
+) -> None:
+    client = await open_client("alice")
+    sim.drop("alice", code=4000, reason="ü" * 100)
+    code, reason = await client.closed()
+    assert code == 4000 and reason == "ü" * 61  # 122 bytes: the 62nd would pass 123
