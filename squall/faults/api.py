@@ -4,9 +4,20 @@ Wire details kept on purpose, because real clients see them: success bodies
 are compact JSON with ``Content-Type: application/json``; errors are
 ``{"error": msg, "status": code}`` plus a newline, sent like Go's
 ``http.Error`` (``text/plain; charset=utf-8``, ``X-Content-Type-Options:
-nosniff``); every response has an ``X-Toxiproxy-Request-Id``; browsers
-(``User-Agent: Mozilla/...``) get 403; a handler still busy after 25 s
-answers 503 with an empty body and finishes in the background.
+nosniff``); every response to a matched route has an
+``X-Toxiproxy-Request-Id``; browsers (``User-Agent: Mozilla/...``) get 403
+there; a handler still busy after 25 s answers 503 with an empty body and
+finishes in the background.
+
+Before routing, as gorilla/mux does: a path that is not clean (``//proxies``,
+``/a/../version``) is answered 301 to its cleaned form; an unknown path is a
+plain ``404 page not found`` and a known path with the wrong method an empty
+405, both without the middlewares (no request id, no browser check). A path
+whose escapes do not decode is Go's ``400 Bad Request``.
+
+A handler that fails unexpectedly answers a JSON 500 (``{"error": ...,
+"status": 500}``, never a traceback) and records an ``api.error`` event, so
+tests can tell it from Toxiproxy's own 500s (bind errors).
 """
 
 from __future__ import annotations
@@ -15,8 +26,11 @@ import asyncio
 import base64
 import json
 import os
+import re
+import traceback
 from collections.abc import Awaitable, Callable
 from typing import Any
+from urllib.parse import quote
 
 from aiohttp import web
 
@@ -61,8 +75,68 @@ def plain(text: str, status: int) -> web.Response:
     )
 
 
+_ESCAPE = re.compile(r"%([0-9A-Fa-f]{2})")
+
+
+def go_path(raw_path: str) -> str | None:
+    """Go's ``URL.Path`` of a request target: percent escapes decoded, None if one is invalid."""
+    path = raw_path.split("?", 1)[0].split("#", 1)[0]
+    if "%" in _ESCAPE.sub("", path):
+        return None
+    raw = _ESCAPE.sub(lambda m: chr(int(m.group(1), 16)), path)
+    return raw.encode("latin-1", "surrogateescape").decode("utf-8", "surrogateescape")
+
+
+def clean_path(path: str) -> str:
+    """gorilla/mux's ``cleanPath``: Go's ``path.Clean`` keeping a trailing slash."""
+    if not path:
+        return "/"
+    if not path.startswith("/"):
+        path = "/" + path
+    parts: list[str] = []
+    for part in path.split("/"):
+        if part == "..":
+            if parts:
+                parts.pop()
+        elif part and part != ".":
+            parts.append(part)
+    clean = "/" + "/".join(parts)
+    if path.endswith("/") and clean != "/":
+        clean += "/"
+    return clean
+
+
+def _unrouted(request: web.Request) -> web.StreamResponse | None:
+    """What gorilla/mux answers before (or instead of) a matched route's middlewares."""
+    path = go_path(request.raw_path)
+    if path is None:  # Go's net/http refuses the request line itself
+        return web.Response(
+            text="400 Bad Request",
+            status=400,
+            headers={"Content-Type": "text/plain; charset=utf-8", "Connection": "close"},
+        )
+    clean = clean_path(path)
+    if clean != path:
+        # Go writes the cleaned path re-escaped (URL.String) and the raw query after it.
+        location = quote(clean.encode("utf-8", "surrogateescape"), safe="$&+,/:;=@")
+        query = request.raw_path.partition("?")[2].partition("#")[0]
+        if query:
+            location += "?" + quote(query, safe="%/?=&;:@+,$!'()*")
+        return web.Response(status=301, headers={"Location": location})
+    exc = request.match_info.http_exception
+    # aiohttp decodes %2F inside a {name}; Go routes on the decoded path, where it is a slash.
+    if exc is None and not any("/" in v for v in request.match_info.values()):
+        return None
+    if isinstance(exc, web.HTTPMethodNotAllowed):
+        return web.Response(status=405, body=b"")  # gorilla/mux: empty body
+    return plain("404 page not found\n", 404)
+
+
 @web.middleware
 async def toxiproxy_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    answer = _unrouted(request)
+    if answer is not None:
+        return answer
     rid = request_id()
     response = await _guarded(request, handler)
     response.headers["X-Toxiproxy-Request-Id"] = rid
@@ -88,6 +162,13 @@ async def _handle(request: web.Request, handler: Handler) -> web.StreamResponse:
         return web.Response(status=405, body=b"")  # gorilla/mux: empty body
     except web.HTTPNotFound:
         return plain("404 page not found\n", 404)
+    except web.HTTPException:
+        raise
+    except Exception as exc:  # a bug: answer like Go's apiError for an untyped error, and say so
+        request.app[COLLECTION].log_api_error(
+            request.method, request.path, repr(exc), traceback.format_exc()
+        )
+        return error(ApiError(f"internal error: {type(exc).__name__}", 500))
 
 
 async def _body(request: web.Request) -> Any:

@@ -8,11 +8,11 @@ takes decoded JSON values, applies Toxiproxy 2.12's rules (``api.go``,
 
 from __future__ import annotations
 
-import json
-import socket
+import asyncio
 from typing import Any
 
 from ..clock import Clock
+from .addresses import AddressError, format_hostport, resolve, split_address
 from .errors import (
     BAD_REQUEST_BODY,
     INVALID_STREAM,
@@ -24,8 +24,9 @@ from .errors import (
     TOXIC_NOT_FOUND,
     ApiError,
 )
-from .events import EventLog
-from .proxy import Proxy, ToxicSpec, format_hostport, parse_direction, split_hostport
+from .events import EventLog, FaultEvent
+from .gojson import JsonSyntaxError, decode
+from .proxy import DEFAULT_LISTEN_HOST, Proxy, ToxicSpec, parse_direction
 from .toxics import _json_kind, decode_field, lookup, new_toxic
 
 PROXY_STRUCT = "toxiproxy.Proxy"
@@ -34,19 +35,10 @@ POPULATE_TYPE = '[]struct { toxiproxy.Proxy; Enabled *bool "json:\\"enabled\\"" 
 
 def decode_json(raw: bytes) -> Any:
     """Go's ``json.NewDecoder(body).Decode``: the first JSON value; trailing bytes ignored."""
-    text = raw.decode("utf-8", errors="replace").lstrip(" \t\r\n")
-    if not text:
-        raise BAD_REQUEST_BODY.joined("EOF")
     try:
-        value, _ = json.JSONDecoder().raw_decode(text)
-    except json.JSONDecodeError as exc:
-        if exc.pos >= len(text):
-            raise BAD_REQUEST_BODY.joined("unexpected EOF") from None
-        ch = text[exc.pos]
-        raise BAD_REQUEST_BODY.joined(
-            f"invalid character {ch!r} looking for beginning of value"
-        ) from None
-    return value
+        return decode(raw)
+    except JsonSyntaxError as exc:
+        raise BAD_REQUEST_BODY.joined(str(exc)) from None
 
 
 def _fields(body: Any, gotype: str, spec: dict[str, str], where: str) -> dict[str, Any]:
@@ -75,14 +67,17 @@ PROXY_FIELDS = {
 TOXIC_FIELDS = {"name": "string", "type": "string", "stream": "string", "toxicity": "float32"}
 
 
-def resolve_listen(listen: str) -> str:
-    """Go's ``net.ResolveTCPAddr(...).String()``, used to decide if a listen changed."""
-    host, port = split_hostport(listen)
-    if host:
-        try:
-            host = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][4][0]
-        except OSError as exc:
-            raise ApiError(f"lookup {host}: {exc}", 500) from None
+async def resolve_listen(listen: str) -> str:
+    """Go's ``net.ResolveTCPAddr(...).String()``, used to decide if a listen changed.
+
+    Errors are Go's, unprefixed, as ``Proxy.Differs`` returns them (a 500).
+    """
+    try:
+        host, port = split_address(listen) if listen else (DEFAULT_LISTEN_HOST, 0)
+        if host:
+            host = (await resolve(host, port))[1][0]
+    except AddressError as exc:
+        raise ApiError(str(exc), 500) from None
     return format_hostport(host, port) if host else f":{port}"
 
 
@@ -94,6 +89,9 @@ class ProxyCollection:
         self.log = log
         self.seed = seed
         self.proxies: dict[str, Proxy] = {}
+        # Go's ProxyCollection lock: proxy creation, replacement, update and removal are
+        # serialized (each awaits a bind or a close); toxic changes take the proxy's own lock.
+        self.lock = asyncio.Lock()
 
     def _new(self, fields: dict[str, Any]) -> Proxy:
         return Proxy(
@@ -104,6 +102,13 @@ class ProxyCollection:
             log=self.log,
             seed=fields.get("seed"),
             server_seed=self.seed,
+        )
+
+    def log_api_error(self, method: str, path: str, error: str, trace: str) -> None:
+        """Record a request that failed with an unexpected exception (an ``api.error`` event)."""
+        detail = {"method": method, "path": path, "error": error, "traceback": trace}
+        self.log.emit(
+            FaultEvent(time=self.clock.now(), proxy="", action="api.error", detail=detail)
         )
 
     def get(self, name: str) -> Proxy:
@@ -118,13 +123,14 @@ class ProxyCollection:
             raise MISSING_FIELD.joined("name")
         if not fields.get("upstream"):
             raise MISSING_FIELD.joined("upstream")
-        if fields["name"] in self.proxies:
-            raise PROXY_EXISTS
-        proxy = self._new(fields)
-        if fields.get("enabled", True):
-            await proxy.start()
-        self.proxies[proxy.name] = proxy
-        return proxy
+        async with self.lock:
+            if fields["name"] in self.proxies:
+                raise PROXY_EXISTS
+            proxy = self._new(fields)
+            if fields.get("enabled", True):
+                await proxy.start()
+            self.proxies[proxy.name] = proxy
+            return proxy
 
     async def populate(self, body: Any) -> tuple[list[Proxy], ApiError | None]:
         """Create or replace proxies; one equal to an existing proxy keeps it and its toxics."""
@@ -141,7 +147,8 @@ class ProxyCollection:
         done: list[Proxy] = []
         for fields in inputs:
             try:
-                done.append(await self._add_or_replace(fields))
+                async with self.lock:
+                    done.append(await self._add_or_replace(fields))
             except ApiError as exc:
                 return done, exc
         return done, None
@@ -149,7 +156,7 @@ class ProxyCollection:
     async def _add_or_replace(self, fields: dict[str, Any]) -> Proxy:
         existing = self.proxies.get(fields["name"])
         if existing is not None:
-            if not self._differs(existing, fields.get("listen", ""), fields["upstream"]):
+            if not await self._differs(existing, fields.get("listen", ""), fields["upstream"]):
                 return existing
             await existing.stop()
         proxy = self._new(fields)
@@ -159,40 +166,48 @@ class ProxyCollection:
         return proxy
 
     @staticmethod
-    def _differs(proxy: Proxy, listen: str, upstream: str) -> bool:
-        return proxy.listen != resolve_listen(listen) or proxy.upstream != upstream
+    async def _differs(proxy: Proxy, listen: str, upstream: str) -> bool:
+        return proxy.listen != await resolve_listen(listen) or proxy.upstream != upstream
 
     async def update(self, name: str, body: Any) -> Proxy:
-        proxy = self.get(name)
         fields = _fields(body, PROXY_STRUCT, PROXY_FIELDS, "Proxy")
-        listen = fields.get("listen", proxy.listen)
-        upstream = fields.get("upstream", proxy.upstream)
-        enabled = fields.get("enabled", proxy.enabled)
-        if "seed" in fields:
-            proxy.seed_option = proxy.seed = fields["seed"]
-        if self._differs(proxy, listen, upstream):
-            await proxy.stop()
-            proxy.listen, proxy.upstream = listen, upstream
-        if enabled != proxy.enabled:
-            if enabled:
-                await proxy.start()
-            else:
+        async with self.lock:
+            proxy = self.get(name)
+            listen = fields.get("listen", proxy.listen)
+            upstream = fields.get("upstream", proxy.upstream)
+            enabled = fields.get("enabled", proxy.enabled)
+            if await self._differs(proxy, listen, upstream):
                 await proxy.stop()
-        return proxy
+                proxy.listen, proxy.upstream = listen, upstream
+            if "seed" in fields:
+                proxy.seed_option = proxy.seed = fields["seed"]
+            if enabled != proxy.enabled:
+                if enabled:
+                    await proxy.start()
+                else:
+                    await proxy.stop()
+            return proxy
 
     async def delete(self, name: str) -> None:
+        async with self.lock:
+            await self._delete(name)
+
+    async def _delete(self, name: str) -> None:
         proxy = self.get(name)
         await proxy.stop()
         del self.proxies[name]
 
     async def reset(self) -> None:
-        for proxy in list(self.proxies.values()):
-            await proxy.start()
-            await proxy.reset_toxics()
+        async with self.lock:
+            for proxy in list(self.proxies.values()):
+                await proxy.start()
+                async with proxy.toxics_lock:
+                    await proxy.reset_toxics()
 
     async def clear(self) -> None:
-        for name in list(self.proxies):
-            await self.delete(name)
+        async with self.lock:
+            for name in list(self.proxies):
+                await self._delete(name)
 
     # -- toxics -------------------------------------------------------------------------------
     def get_toxic(self, proxy_name: str, toxic_name: str) -> ToxicSpec:
@@ -204,7 +219,7 @@ class ProxyCollection:
     async def add_toxic(self, proxy_name: str, body: Any) -> ToxicSpec:
         proxy = self.get(proxy_name)
         fields = _fields(body, "toxics.ToxicWrapper", TOXIC_FIELDS, "ToxicWrapper")
-        _, raw_attrs = lookup(body, "attributes")
+        _, raw_attrs = lookup(body, "attributes") if isinstance(body, dict) else (False, None)
         if raw_attrs is not None and not isinstance(raw_attrs, dict):
             raise BAD_REQUEST_BODY.joined(
                 f"json: cannot unmarshal {_json_kind(raw_attrs)} into Go struct field "
@@ -219,43 +234,49 @@ class ProxyCollection:
         toxic = new_toxic(type_name)
         if toxic is None:
             raise INVALID_TOXIC_TYPE
-        if proxy.find(name) is not None:
-            raise TOXIC_EXISTS
-        toxic.merge(raw_attrs)
-        spec = ToxicSpec(
-            name=name,
-            type=type_name,
-            stream=stream,
-            toxicity=fields.get("toxicity", 1.0),
-            direction=direction,
-            toxic=toxic,
-        )
-        proxy.add_toxic(spec)
-        proxy.emit("toxic.add", toxic=name, type=type_name, stream=stream, toxicity=spec.toxicity)
-        return spec
+        async with proxy.toxics_lock:
+            if proxy.find(name) is not None:
+                raise TOXIC_EXISTS
+            toxic.merge(raw_attrs)
+            spec = ToxicSpec(
+                name=name,
+                type=type_name,
+                stream=stream,
+                toxicity=fields.get("toxicity", 1.0),
+                direction=direction,
+                toxic=toxic,
+            )
+            proxy.add_toxic(spec)
+            proxy.emit(
+                "toxic.add", toxic=name, type=type_name, stream=stream, toxicity=spec.toxicity
+            )
+            return spec
 
     async def update_toxic(self, proxy_name: str, toxic_name: str, body: Any) -> ToxicSpec:
+        """Merge ``attributes`` and set ``toxicity``; a ``null`` body changes nothing (Go: 200)."""
         proxy = self.get(proxy_name)
-        spec = proxy.find(toxic_name)
-        if spec is None:
-            raise TOXIC_NOT_FOUND
-        fields = _fields(
-            body,
-            "struct { Attributes interface {}; Toxicity float32 }",
-            {"toxicity": "float32"},
-            "Toxicity",
-        )
-        _, raw_attrs = lookup(body, "attributes")
-        spec.toxic.merge(raw_attrs)
-        spec.toxicity = fields.get("toxicity", spec.toxicity)
-        await proxy.update_toxic(spec)
-        proxy.emit("toxic.update", toxic=spec.name, attributes=dict(spec.toxic.attributes))
-        return spec
+        async with proxy.toxics_lock:
+            spec = proxy.find(toxic_name)
+            if spec is None:
+                raise TOXIC_NOT_FOUND
+            fields = _fields(
+                body,
+                "struct { Attributes interface {}; Toxicity float32 }",
+                {"toxicity": "float32"},
+                "Toxicity",
+            )
+            _, raw_attrs = lookup(body, "attributes") if isinstance(body, dict) else (False, None)
+            spec.toxic.merge(raw_attrs)
+            spec.toxicity = fields.get("toxicity", spec.toxicity)
+            await proxy.update_toxic(spec)
+            proxy.emit("toxic.update", toxic=spec.name, attributes=dict(spec.toxic.attributes))
+            return spec
 
     async def remove_toxic(self, proxy_name: str, toxic_name: str) -> None:
         proxy = self.get(proxy_name)
-        spec = proxy.find(toxic_name)
-        if spec is None:
-            raise TOXIC_NOT_FOUND
-        await proxy.remove_toxic(spec)
-        proxy.emit("toxic.remove", toxic=spec.name)
+        async with proxy.toxics_lock:
+            spec = proxy.find(toxic_name)
+            if spec is None:
+                raise TOXIC_NOT_FOUND
+            await proxy.remove_toxic(spec)
+            proxy.emit("toxic.remove", toxic=spec.name)

@@ -14,6 +14,11 @@ Theory of operation (Toxiproxy's ``proxy.go`` / ``link.go`` on asyncio):
 - Adding a toxic appends a stage to every live link of that direction;
   updating restarts the stage (same per-link state); removing interrupts it,
   flushes what it held and what was queued for it, and splices it out.
+- Changes to one link's chain are serialized by the link's lock: an update
+  and a removal of the same stage never interleave their interrupt, flush and
+  restart (two interleaved restarts would leave two pipes on one stub). A
+  stage's task is bound to the stub it was started with, so a stale pipe can
+  never touch a newer stub's held chunks.
 """
 
 from __future__ import annotations
@@ -21,12 +26,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-import ipaddress
 import random
 import socket
 import struct
 from typing import TYPE_CHECKING, Any, cast
 
+from .addresses import AddressError, format_hostport, resolve, split_address
 from .errors import ApiError
 from .events import FaultEvent
 from .toxics import Channel, Chunk, Stub, Toxic, passthrough
@@ -38,6 +43,7 @@ if TYPE_CHECKING:
 DIRECTIONS = ("upstream", "downstream")
 UPSTREAM, DOWNSTREAM = 0, 1
 MAX_QUEUED = 32
+DEFAULT_LISTEN_HOST = "127.0.0.1"  # for a missing or empty listen (Toxiproxy: every interface)
 
 
 def parse_direction(stream: str) -> int | None:
@@ -48,8 +54,8 @@ def parse_direction(stream: str) -> int | None:
 
 
 def _num(value: float) -> float | int:
-    """Go prints float32 ``1`` as ``1``; keep JSON byte-compatible."""
-    return int(value) if float(value).is_integer() else value
+    """Go prints float32 ``1`` as ``1`` and ``1e38`` as ``1e+38``; keep JSON byte-compatible."""
+    return int(value) if float(value).is_integer() and abs(value) < 1e21 else value
 
 
 @dataclasses.dataclass
@@ -73,29 +79,6 @@ class ToxicSpec:
         }
 
 
-def split_hostport(address: str) -> tuple[str, int]:
-    """Go's ``net.SplitHostPort`` for ``host:port`` and ``[v6]:port``."""
-    host, sep, port = address.rpartition(":")
-    if not sep:
-        raise ApiError(f"address {address}: missing port in address", 500)
-    if host.startswith("[") and host.endswith("]"):
-        host = host[1:-1]
-    try:
-        number = int(port) if port else 0
-    except ValueError:
-        raise ApiError(f"lookup tcp/{port}: unknown port", 500) from None
-    return host, number
-
-
-def format_hostport(host: str, port: int) -> str:
-    try:
-        if ipaddress.ip_address(host).version == 6:
-            return f"[{host}]:{port}"
-    except ValueError:
-        pass
-    return f"{host}:{port}"
-
-
 class Stage:
     """One toxic running on one link: input channel, output, task, per-link state."""
 
@@ -114,27 +97,31 @@ class Stage:
         self.active = self.link.rng.random() < self.spec.toxicity
         if self.spec.toxicity < 1:
             self.link.event("toxicity", toxic=self.spec.name, active=self.active)
-        self.stub = Stub(self)
-        self.task = asyncio.get_running_loop().create_task(self._run())
+        stub = self.stub = Stub(self)
+        self.task = asyncio.get_running_loop().create_task(self._run(stub))
 
-    async def _run(self) -> None:
+    async def _run(self, stub: Stub) -> None:
         toxic = self.spec.toxic
         if self.active and (self.fresh or not toxic.fresh_only):
             try:
-                await toxic.pipe(self.stub)
+                await toxic.pipe(stub)
             except (asyncio.CancelledError, GeneratorExit):
                 raise
             except Exception as exc:  # a broken toxic must not wedge the connection
-                self.stub.event("toxic.error", error=repr(exc))
-                self.stub.close()
+                stub.event("toxic.error", error=repr(exc))
+                stub.close()
         else:
-            await passthrough(self.stub)
+            await passthrough(stub)
 
     async def interrupt(self) -> bool:
-        """Stop the running pipe and flush what it held; False if it had closed the stream."""
+        """Stop the running pipe and flush what it held; False if it had closed the stream.
+
+        Idempotent: interrupting a stopped stage only flushes (nothing, the second time).
+        Callers hold the link's lock, so no restart can slip in between.
+        """
         task = self.task
-        if task is not None and not task.done():
-            task.cancel()
+        if task is not None:
+            task.cancel()  # a no-op on a finished task
             await asyncio.wait([task])
         if self.stub.closed:
             return False
@@ -160,6 +147,8 @@ class Link:
         self.reading_paused = False
         self.writer: asyncio.Task[None] | None = None
         self.eof = False
+        self.lock = asyncio.Lock()  # one chain change at a time (update, remove)
+        self.closed = False  # the connection is gone: no stage may start again
 
     def event(self, action: str, **detail: Any) -> None:
         toxic = detail.pop("toxic", None)
@@ -184,6 +173,8 @@ class Link:
         return self.stages[0].input if self.stages else self.out
 
     def add(self, spec: ToxicSpec) -> None:
+        if self.closed:
+            return
         stage = Stage(self, spec, self.out, fresh=False)
         if self.stages:
             self.stages[-1].output = stage.input
@@ -197,16 +188,24 @@ class Link:
         return None
 
     async def update(self, spec: ToxicSpec) -> None:
-        i = self._find(spec)
-        if i is not None and await self.stages[i].interrupt():
-            self.stages[i].start()
+        async with self.lock:
+            i = self._find(spec)
+            if i is None or self.closed:
+                return
+            stage = self.stages[i]
+            if await stage.interrupt() and not self.closed:
+                stage.start()
 
     async def remove(self, spec: ToxicSpec) -> None:
+        async with self.lock:
+            await self._remove(spec)
+
+    async def _remove(self, spec: ToxicSpec) -> None:
         i = self._find(spec)
         if i is None:
             return
         stage = self.stages[i]
-        if not await stage.interrupt():
+        if not await stage.interrupt() or self.closed:
             return
         spec.toxic.cleanup(stage.stub)
         if stage.stub.closed:
@@ -273,6 +272,7 @@ class Link:
                 await dest.wait_drained()
 
     def cancel(self) -> None:
+        self.closed = True
         for stage in self.stages:
             if stage.task is not None:
                 stage.task.cancel()
@@ -433,6 +433,7 @@ class Proxy:
         self.connections: set[Connection] = set()
         self.server: asyncio.AbstractServer | None = None
         self.accepted = 0
+        self.toxics_lock = asyncio.Lock()  # Go's ToxicCollection mutex: one toxic change at a time
 
     def emit(self, action: str, **kw: Any) -> None:
         detail = {k: v for k, v in kw.items() if k not in ("connection", "toxic")}
@@ -453,6 +454,7 @@ class Proxy:
             "listen": self.listen,
             "upstream": self.upstream,
             "enabled": self.enabled,
+            "Logger": {},  # Go marshals the proxy's exported *zerolog.Logger as an empty object
             "toxics": [t.to_json() for t in self.toxics()],
         }
         if self.seed_option is not None:
@@ -472,8 +474,7 @@ class Proxy:
     async def start(self) -> None:
         if self.enabled:
             return
-        host, port = split_hostport(self.listen)
-        sock = _bind(host, port)
+        sock = await _listen(self.listen)
         loop = asyncio.get_running_loop()
         self.server = await loop.create_server(self._endpoint, sock=sock, backlog=4096)
         bound_host, bound_port = sock.getsockname()[:2]
@@ -517,14 +518,17 @@ class Proxy:
         asyncio.get_running_loop().create_task(self._dial(client, conn_id))
 
     async def _dial(self, client: Endpoint, conn_id: int) -> None:
+        """Dial the upstream for one accepted client; any failure closes the client at once."""
         assert client.transport is not None
-        host, port = split_hostport(self.upstream)
         upstream = Endpoint()
         try:
+            host, port = split_address(self.upstream)
+            host = host or "127.0.0.1"  # Go dials this machine for an empty host
             await asyncio.get_running_loop().create_connection(lambda: upstream, host, port)
-        except OSError as exc:
+        except (OSError, ValueError) as exc:  # AddressError is a ValueError, with Go's words
             client.transport.close()
-            self.emit("upstream.refused", connection=conn_id, error=str(exc))
+            error = f"dial tcp: {exc}" if isinstance(exc, AddressError) else str(exc)
+            self.emit("upstream.refused", connection=conn_id, error=error)
             return
         conn = Connection(self, conn_id, client, upstream)
         if not self.enabled:
@@ -560,30 +564,46 @@ class Proxy:
             await self.remove_toxic(spec)
 
 
-def _bind(host: str, port: int) -> socket.socket:
-    """Bind like Go's ``net.Listen("tcp", addr)``; an empty host means every interface."""
+async def _listen(listen: str) -> socket.socket:
+    """Bind like Go's ``net.Listen("tcp", listen)``, with Go's error words.
+
+    An empty host (``":0"``) means every interface, as in Go; a missing or empty
+    ``listen`` binds :data:`DEFAULT_LISTEN_HOST` on a free port (docs/faults.md).
+    """
+    try:
+        host, port = split_address(listen) if listen else (DEFAULT_LISTEN_HOST, 0)
+    except AddressError as exc:
+        raise ApiError(f"listen tcp: {exc}", 500) from None
     if host in ("", "::"):
+        shown = f"[::]:{port}" if host else f":{port}"
         try:
             sock = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
-            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            sock.bind(("::", port))
-            sock.setblocking(False)
-            return sock
-        except OSError:
-            host = "0.0.0.0"
+        except OSError:  # no IPv6 here: IPv4's wildcard instead
+            family, sockaddr = socket.AF_INET, ("0.0.0.0", port)
+        else:
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+            return _bind(sock, ("::", port), shown)
+    else:
+        try:
+            family, sockaddr = await resolve(host, port)
+        except AddressError as exc:
+            raise ApiError(f"listen tcp: {exc}", 500) from None
+        shown = format_hostport(sockaddr[0], port)
+    return _bind(socket.socket(family, socket.SOCK_STREAM), sockaddr, shown)
+
+
+def _bind(sock: socket.socket, sockaddr: Any, shown: str) -> socket.socket:
+    """Bind ``sock``; a failure names the resolved address, as Go's ``listen tcp`` error does."""
     try:
-        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    except OSError as exc:
-        raise ApiError(f"listen tcp {host}:{port}: {exc.strerror or exc}", 500) from None
-    family, type_, proto, _, addr = infos[0]
-    sock = socket.socket(family, type_, proto)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    try:
-        sock.bind(addr)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(sockaddr)
     except OSError as exc:
         sock.close()
         detail = (exc.strerror or str(exc)).lower()
-        raise ApiError(f"listen tcp {format_hostport(host, port)}: bind: {detail}", 500) from None
+        raise ApiError(f"listen tcp {shown}: bind: {detail}", 500) from None
+    except (OverflowError, ValueError) as exc:  # not expected after split_address; be safe
+        sock.close()
+        raise ApiError(f"listen tcp {shown}: {exc}", 500) from None
     sock.setblocking(False)
     return sock

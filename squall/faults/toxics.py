@@ -22,10 +22,13 @@ from __future__ import annotations
 import asyncio
 import collections
 import dataclasses
+import math
+import struct
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from .errors import BAD_REQUEST_BODY, ApiError
+from .gojson import Number
 
 if TYPE_CHECKING:
     import random
@@ -33,6 +36,14 @@ if TYPE_CHECKING:
     from ..clock import Clock
 
 TIMEOUT = object()  # returned by Stub.recv_within when nothing arrived in time
+MAX_WAIT = 1e8  # seconds (three years): any longer wait is as good as forever, and safe for timers
+INT64_MIN, INT64_MAX = -(1 << 63), (1 << 63) - 1
+
+
+def _wait(seconds: float) -> float:
+    """A toxic's wait in clock seconds, made finite and bounded (int64 milliseconds can overflow
+    an event loop's timer arithmetic)."""
+    return min(max(0.0, seconds), MAX_WAIT)
 
 
 @dataclasses.dataclass(slots=True)
@@ -106,9 +117,7 @@ class Stub:
     async def recv_within(self, seconds: float) -> Any:
         """A chunk, ``None`` for EOF, or :data:`TIMEOUT` after ``seconds`` of clock time."""
         try:
-            return await asyncio.wait_for(
-                self.input.get(), max(0.0, seconds) * self.clock.timescale
-            )
+            return await asyncio.wait_for(self.input.get(), _wait(seconds) * self.clock.timescale)
         except TimeoutError:
             return TIMEOUT
 
@@ -116,10 +125,13 @@ class Stub:
         if not self.closed:
             self.stage.output.put(chunk)
 
+    async def sleep(self, seconds: float) -> None:
+        await self.clock.sleep(_wait(seconds))
+
     async def hold_for(self, chunk: Chunk, seconds: float) -> None:
         """Keep ``chunk`` for ``seconds`` then send it; an interrupt sends it at once."""
         self.held.append(chunk)
-        await self.clock.sleep(seconds)
+        await self.sleep(seconds)
         self.held.popleft()
         self.send(chunk)
 
@@ -141,38 +153,74 @@ def _json_kind(value: Any) -> str:
     return "object" if isinstance(value, dict) else _JSON_KIND.get(type(value), "value")
 
 
+def _literal(value: Any) -> str:
+    """A number as Go's messages print it: the literal as sent."""
+    return value.literal if isinstance(value, Number) else repr(value)
+
+
+def _number_error(value: Any, gotype: str, where: str) -> ApiError:
+    return BAD_REQUEST_BODY.joined(
+        f"json: cannot unmarshal number {_literal(value)} into Go struct field {where} "
+        f"of type {gotype}"
+    )
+
+
+def _fits_float32(value: float) -> bool:
+    try:
+        struct.pack("<f", value)
+    except OverflowError:
+        return False
+    return True
+
+
 def decode_field(value: Any, gotype: str, where: str) -> Any:
-    """Check one JSON value against a Go field type; raise Toxiproxy's 400 otherwise."""
-    ok = False
+    """Check one JSON value against a Go field type; raise Toxiproxy's 400 otherwise.
+
+    Numbers are range-checked as Go's ``strconv`` does: an ``int64`` field refuses
+    2^63, a ``float32`` one refuses 1e39, and no field takes NaN or an infinity.
+    """
+    is_number = isinstance(value, int | float) and not isinstance(value, bool)
     if gotype in ("int", "int64"):
-        ok = isinstance(value, int) and not isinstance(value, bool)
-        if not ok and isinstance(value, float):
-            raise BAD_REQUEST_BODY.joined(
-                f"json: cannot unmarshal number {value!r} into Go struct field {where} "
-                f"of type {gotype}"
-            )
+        if is_number and (not isinstance(value, int) or not INT64_MIN <= value <= INT64_MAX):
+            raise _number_error(value, gotype, where)
+        ok = is_number
     elif gotype in ("float32", "float64"):
-        ok = isinstance(value, int | float) and not isinstance(value, bool)
+        if is_number:
+            try:
+                number = float(value)
+            except OverflowError:
+                number = math.inf
+            if not math.isfinite(number) or (gotype == "float32" and not _fits_float32(number)):
+                raise _number_error(value, gotype, where)
+            return number
+        ok = False
     elif gotype == "string":
         ok = isinstance(value, str)
     elif gotype == "bool":
         ok = isinstance(value, bool)
+    else:
+        ok = False
     if not ok:
         raise BAD_REQUEST_BODY.joined(
             f"json: cannot unmarshal {_json_kind(value)} into Go struct field {where} "
             f"of type {gotype}"
         )
-    return float(value) if gotype.startswith("float") else value
+    return value
 
 
 def lookup(obj: dict[str, Any], key: str) -> tuple[bool, Any]:
-    """Go's field matching: exact key first, then case-insensitive."""
-    if key in obj:
-        return True, obj[key]
+    """Go's field matching: keys equal to ``key`` or to it case-insensitively; the last wins.
+
+    Go assigns each matching key in document order, and a ``null`` leaves the field as it
+    was, so the answer is the last non-null match (or a null when every match is null).
+    """
+    found, answer = False, None
     for k, v in obj.items():
-        if k.lower() == key:
-            return True, v
-    return False, None
+        if k == key or k.lower() == key:
+            if v is not None or not found:
+                answer = v
+            found = True
+    return found, answer
 
 
 # -- the toxic registry ------------------------------------------------------------------------
@@ -308,7 +356,7 @@ class Bandwidth(Toxic):
             step = rate * 100
             while len(data) > step:
                 stub.held.append(Chunk(data, c.ts))
-                await clock.sleep(0.1)
+                await stub.sleep(0.1)
                 stub.held.popleft()
                 stub.send(Chunk(data[:step], c.ts))
                 data = data[step:]
@@ -330,7 +378,7 @@ class SlowClose(Toxic):
         while True:
             c = await stub.recv()
             if c is None:
-                await stub.clock.sleep(self.attributes["delay"] / 1000)
+                await stub.sleep(self.attributes["delay"] / 1000)
                 stub.event("slow_close")
                 stub.close()
                 return
@@ -376,7 +424,7 @@ class ResetPeer(Toxic):
 
     async def pipe(self, stub: Stub) -> None:
         await stub.recv()  # the chunk is dropped, as in Go
-        await stub.clock.sleep(self.attributes["timeout"] / 1000)
+        await stub.sleep(self.attributes["timeout"] / 1000)
         stub.stage.link.connection.set_linger0()
         stub.event("reset_peer")
         stub.close()
@@ -420,7 +468,7 @@ class Slicer(Toxic):
                 stub.send(Chunk(c.data[cuts[i - 1] : cuts[i]], c.ts))
                 rest = c.data[cuts[i] :]
                 stub.held.append(Chunk(rest, c.ts))
-                await stub.clock.sleep(delay)
+                await stub.sleep(delay)
                 stub.held.popleft()
 
 

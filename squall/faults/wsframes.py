@@ -36,6 +36,7 @@ from .toxics import Chunk, Stub, Toxic, register
 
 UPSTREAM = 0
 MAX_HANDSHAKE = 64 * 1024
+MAX_COPIES = 1000  # ws_duplicate: more copies of a frame than this would only flood the peer
 DATA_OPCODES = {Opcode.TEXT, Opcode.BINARY, Opcode.CONT}
 OPCODE_NAMES = {
     "text": {Opcode.TEXT},
@@ -243,7 +244,7 @@ class WsDelay(FrameToxic):
     fields = {**FrameToxic.fields, "delay": "int64"}
 
     async def apply(self, stub: Stub, st: FrameState, raw: bytes, frame: Frame, ts: float) -> None:
-        await stub.clock.sleep(self.attributes["delay"] / 1000)
+        await stub.sleep(self.attributes["delay"] / 1000)
         stub.held.popleft()
         stub.send(Chunk(raw, ts))
 
@@ -255,6 +256,11 @@ class WsDuplicate(FrameToxic):
     type = "ws_duplicate"
     struct = "WsDuplicateToxic"
     fields = {**FrameToxic.fields, "copies": "int64"}
+
+    def validate(self, attributes: dict[str, Any]) -> None:
+        super().validate(attributes)
+        if attributes["copies"] > MAX_COPIES:
+            raise BAD_REQUEST_BODY.joined(f"copies must be at most {MAX_COPIES}")
 
     async def apply(self, stub: Stub, st: FrameState, raw: bytes, frame: Frame, ts: float) -> None:
         stub.held.popleft()

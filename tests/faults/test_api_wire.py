@@ -14,7 +14,11 @@ def err(response) -> tuple[int, dict]:
 BAD_BODIES = [
     (b"", "bad request body: EOF"),
     (b"{", "bad request body: unexpected EOF"),
-    (b"nope", "bad request body: invalid character 'n' looking for beginning of value"),
+    (b"nope", "bad request body: invalid character 'o' in literal null (expecting 'u')"),
+    (b"x", "bad request body: invalid character 'x' looking for beginning of value"),
+    (b'{"name" "x"}', "bad request body: invalid character '\"' after object key"),
+    (b'{"name": NaN}', "bad request body: invalid character 'N' looking for beginning of value"),
+    (b"[" * 10001, "bad request body: exceeded max depth"),
 ]
 
 
