@@ -451,6 +451,7 @@ class SimulatorCore:
         )
         self.sessions[session.id] = session
         self.by_token[session.recovery_token] = session
+        self.transcript.add_secret(session.recovery_token)  # masked wherever it is recorded
         return session
 
     def _recover(self, principal: Principal, token: str) -> tuple[Session | None, ev.Recovery]:
@@ -602,8 +603,9 @@ class SimulatorCore:
                 if conn.silenced or conn.closed:
                     sent = self._write(conn, frame, "delivered")
                 elif conn.link.send(frame.data):  # the hot path, same record as _write's
+                    shown = frame.data if frame.shown is None else frame.shown
                     frame_record(
-                        "out", conn.link.id, session.id, frame.type, "delivered", frame.data, at=now
+                        "out", conn.link.id, session.id, frame.type, "delivered", shown, at=now
                     )
                     sent = True
                 else:
