@@ -224,9 +224,12 @@ class ClientCore:
 
     def _send(self, msg: m.Message) -> None:
         out = self.wire.encode(msg)
-        for data in out.frames:
+        for i, data in enumerate(out.frames):
             self._out.append(Send(self.conn, data))
-            self._emit("sent", type=msg.type, text=data if isinstance(data, str) else repr(data))
+            shown = out.shown[i] if i < len(out.shown) else None
+            if shown is None:
+                shown = data if isinstance(data, str) else repr(data)
+            self._emit("sent", type=msg.type, text=shown)
         for answer in out.answers:
             self._out.append(Loopback(self.conn, answer))
 

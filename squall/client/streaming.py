@@ -371,6 +371,8 @@ class StreamingClient:
         try:
             opening = await core.wire.prelude(Opening(action.url, dict(action.headers)), core.token)
         except PreludeFailed as exc:
+            for answer in exc.answers:  # e.g. the auth_failed a 401 means
+                core.receive_message(conn, answer, self.clock.now())
             core.socket_closed(conn, None, str(exc), self.clock.now(), fatal=exc.final)
             self._pump()
             return

@@ -32,18 +32,30 @@ class Opening:
 
 @dataclass(frozen=True)
 class Outgoing:
-    """What one message becomes: frames to send, and answers the wire gives itself."""
+    """What one message becomes: frames to send, and answers the wire gives itself.
+
+    ``shown``, when given, is each frame as ``sent`` events show it (a secret masked: Mixer's
+    authkey travels in a frame); empty: the frames themselves.
+    """
 
     frames: Sequence[str | bytes] = ()
     answers: Sequence[m.Message] = ()
+    shown: Sequence[str] = ()
 
 
 class PreludeFailed(Exception):
-    """The step before the socket failed; ``final`` when retrying cannot help (HTTP 401)."""
+    """The step before the socket failed; ``final`` when retrying cannot help (HTTP 401).
 
-    def __init__(self, message: str, *, final: bool = False) -> None:
+    ``answers`` are reference messages the wire gives in the server's place before the
+    failure is reported (an ``auth_failed`` for a 401, so the application hears why).
+    """
+
+    def __init__(
+        self, message: str, *, final: bool = False, answers: Sequence[m.Message] = ()
+    ) -> None:
         super().__init__(message)
         self.final = final
+        self.answers = tuple(answers)
 
 
 class ClientWire(Protocol):
