@@ -74,7 +74,10 @@ class Handshake:
 class WireSession(Protocol):
     """One connection's codec state. No I/O, no clock."""
 
-    dialect: Dialect
+    @property
+    def dialect(self) -> Dialect:
+        """The dialect this connection speaks (read-only: a subclass type satisfies it)."""
+        ...
 
     def greet(self) -> Sequence[Frame]:
         """Frames sent as soon as the socket opens (Mixer's ``WelcomeEvent``)."""
