@@ -5,6 +5,14 @@ value (``node.lc``); pydantic reports where a value is wrong as a ``loc`` path
 (``steps.3.client.connect.topics``). :func:`locate` walks that path through the
 YAML tree to the mark, and :func:`expected_keys` through the JSON Schema to
 say what would have been accepted. Nothing here runs a scenario.
+
+A scenario file is untrusted input: bytes are decoded as UTF-8 here (a bad
+byte is reported at its line:column), control characters are refused before
+YAML sees them, and the limits below are checked while composing and on the
+composed node graph, before anything is constructed, so a 5,000-deep ``[[[``,
+a 5,000-digit integer or an alias bomb is refused in milliseconds with bounded
+memory. Every failure is a :class:`ScenarioError`; whatever else ruamel.yaml
+raises becomes one too, with the best place known.
 """
 
 from __future__ import annotations
@@ -12,6 +20,10 @@ from __future__ import annotations
 import difflib
 import fnmatch
 import json
+import os
+import re
+import unicodedata
+import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,11 +32,45 @@ from typing import Any
 from pydantic import ValidationError
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
+from ruamel.yaml.composer import Composer
+from ruamel.yaml.constructor import RoundTripConstructor
 from ruamel.yaml.error import MarkedYAMLError
+from ruamel.yaml.events import CollectionStartEvent
+from ruamel.yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+from ruamel.yaml.scalarbool import ScalarBoolean
+from ruamel.yaml.scanner import RoundTripScanner
 
 from .models import STEP_MODELS, Scenario, scenario_json_schema
 
 SUFFIXES = (".yaml", ".yml")
+
+# Limits on one scenario file. Each is far above what a scenario needs (the shipped
+# ones are at most 2.8 KB, 347 nodes, 7 levels deep, with 4-digit integers) and each
+# has its own error naming it.
+MAX_FILE_BYTES = 256 * 1024
+"""Largest file read: 256 KiB, checked before decoding. ruamel.yaml's round-trip parser
+reads about 30 KB a second, so this bounds a file's load to seconds (1 MiB took 35 s)."""
+MAX_DEPTH = 64
+"""Deepest nesting of lists and mappings, the top-level mapping being 1; checked while
+composing (so 5,000 ``[`` stop at the 64th) and again with aliases expanded."""
+MAX_NODES = 100_000
+"""Most nodes (scalars, lists, mappings) in the document, counted while composing and
+again with every alias expanded (what an alias bomb blows up) on the composed graph,
+where nothing is expanded."""
+MAX_INT_DIGITS = 1000
+"""Most digits in an integer (Python refuses to convert 4,300 and more)."""
+
+_YAML_TAG = "tag:yaml.org,2002:"
+# tags a scenario value may have (plain YAML); any other (!!python/..., !!binary,
+# !!set, !local) is refused before construction
+_TAGS = frozenset(
+    _YAML_TAG + t
+    for t in ("str", "int", "float", "bool", "null", "seq", "map", "merge", "timestamp")
+)
+# what YAML 1.2 does not allow in a stream (the regex of ruamel.yaml's Reader)
+_NON_PRINTABLE = re.compile("[^\t\n\r\x20-\x7e\x85\xa0-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+_BREAK = re.compile("\r\n|[\n\r\x85\u2028\u2029]")
+_UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff]")
 
 
 @dataclass(frozen=True)
@@ -38,8 +84,15 @@ class Problem:
     message: str
 
     def __str__(self) -> str:
-        where = f"{self.where}: " if self.where else ""
-        return f"{self.path}:{self.line}:{self.column}: {where}{self.message}"
+        where = f"{_one_line(self.where)}: " if self.where else ""
+        return f"{self.path}:{self.line}:{self.column}: {where}{_one_line(self.message)}"
+
+
+def _one_line(text: str) -> str:
+    """``text`` with line breaks and other control characters escaped: one problem, one line."""
+    return _UNSAFE.sub(
+        lambda m: m.group().encode("unicode_escape", "backslashreplace").decode(), text
+    )
 
 
 class ScenarioError(Exception):
@@ -78,6 +131,8 @@ def _plain(node: Any) -> Any:
         return [_plain(v) for v in node]
     if isinstance(node, bool) or node is None:
         return node
+    if isinstance(node, ScalarBoolean):  # an anchored true/false
+        return bool(node)
     if isinstance(node, int):
         return int(node)
     if isinstance(node, float):
@@ -218,14 +273,7 @@ def _get(tree: Any, loc: Sequence[Any]) -> Any:
 
 def parse(text: str, path: str = "<string>") -> Loaded:
     """One scenario from YAML text; raises :class:`ScenarioError` with every problem."""
-    yaml = YAML(typ="rt")
-    try:
-        tree = yaml.load(text)
-    except MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line, col = (mark.line, mark.column) if mark else (0, 0)
-        what = exc.problem or exc.context or "invalid YAML"
-        raise ScenarioError([Problem(path, line + 1, col + 1, "", f"YAML: {what}")]) from None
+    tree = read_yaml(text, path)
     if not isinstance(tree, CommentedMap):
         raise ScenarioError(
             [Problem(path, 1, 1, "", "a scenario file is a mapping with id, title, clients, steps")]
@@ -238,6 +286,248 @@ def parse(text: str, path: str = "<string>") -> Loaded:
     if problems:
         raise ScenarioError(problems)
     return Loaded(Path(path), scenario, tree)
+
+
+def parse_bytes(data: bytes, path: str = "<string>") -> Loaded:
+    """One scenario from the bytes of a file: at most :data:`MAX_FILE_BYTES`, UTF-8."""
+    if len(data) > MAX_FILE_BYTES:
+        raise ScenarioError([_too_big(path, len(data))])
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line, col = _mark(data[: exc.start].decode("utf-8"), exc.start)
+        hint = (
+            "; this file looks like UTF-16"
+            if data.startswith((b"\xff\xfe", b"\xfe\xff"))
+            else "; scenario files are UTF-8 text"
+        )
+        bad = data[exc.start]
+        message = f"not valid UTF-8: byte 0x{bad:02x} ({exc.reason}){hint}"
+        raise ScenarioError([Problem(path, line + 1, col + 1, "", message)]) from None
+    return parse(text, path)
+
+
+def _too_big(path: str, size: int | None) -> Problem:
+    what = f"{size:,} bytes" if size is not None else "larger than that"
+    return Problem(
+        path,
+        1,
+        1,
+        "",
+        f"file is {what}, over the limit of {MAX_FILE_BYTES:,} bytes (MAX_FILE_BYTES)",
+    )
+
+
+def _mark(text: str, index: int) -> tuple[int, int]:
+    """0-based (line, column) of ``text[index]``, counted as ruamel.yaml counts its marks."""
+    line, start = 0, 0
+    for m in _BREAK.finditer(text, 0, index):
+        line, start = line + 1, m.end()
+    return line, index - start - text.count("\ufeff", start, index)
+
+
+class _Limit(Exception):
+    """A limit or rule broken while composing: where (a ruamel mark) and what."""
+
+    def __init__(self, mark: Any, message: str) -> None:
+        super().__init__(message)
+        self.mark = mark
+        self.message = message
+
+
+class _Scanner(RoundTripScanner):
+    """ruamel.yaml's scanner, refusing flow collections nested past :data:`MAX_DEPTH`.
+
+    The scanner reads a run of ``[[[...`` to its end before the composer sees the
+    first (any of them may start a key), and costs time quadratic in the flow
+    depth: 5,000 took a second, 100,000 would take hours. So it is stopped here,
+    counting the block collections open around it (``indents``) too.
+    """
+
+    def fetch_flow_collection_start(self, TokenClass: Any, to_push: str) -> None:
+        if len(self.flow_context) + len(self.indents) >= MAX_DEPTH:
+            raise _Limit(
+                self.reader.get_mark(),
+                f"collections nested deeper than {MAX_DEPTH} levels (MAX_DEPTH)",
+            )
+        super().fetch_flow_collection_start(TokenClass, to_push)
+
+
+class _Composer(Composer):
+    """ruamel.yaml's composer, refusing more than :data:`MAX_DEPTH` levels of nesting
+    or :data:`MAX_NODES` nodes as it goes."""
+
+    nesting = 0
+    nodes = 0
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        event = self.parser.peek_event()
+        self.nodes += 1
+        if self.nodes > MAX_NODES:
+            raise _Limit(event.start_mark, f"more than {MAX_NODES:,} nodes in a file (MAX_NODES)")
+        if not isinstance(event, CollectionStartEvent):
+            return super().compose_node(parent, index)
+        self.nesting += 1
+        if self.nesting > MAX_DEPTH:
+            raise _Limit(
+                event.start_mark, f"collections nested deeper than {MAX_DEPTH} levels (MAX_DEPTH)"
+            )
+        try:
+            return super().compose_node(parent, index)
+        finally:
+            self.nesting -= 1
+
+
+class _Constructor(RoundTripConstructor):
+    """ruamel.yaml's round-trip constructor, remembering the node it is at for errors."""
+
+    node: Node | None = None
+
+    def construct_object(self, node: Any, deep: bool = False) -> Any:
+        self.node = node
+        return super().construct_object(node, deep=deep)
+
+
+def _tag(tag: str) -> str:
+    return "!!" + tag[len(_YAML_TAG) :] if tag.startswith(_YAML_TAG) else tag
+
+
+def _children(node: Node) -> list[Node]:
+    if isinstance(node, SequenceNode):
+        return list(node.value)
+    if isinstance(node, MappingNode):
+        return [n for pair in node.value for n in pair]
+    return []
+
+
+def check_graph(root: Node) -> None:
+    """Limits and tags on a composed YAML graph, aliases counted but never expanded.
+
+    Each distinct node is visited once (iteratively: an alias chain is deep); its
+    expanded size and depth come from its children's. Raises :class:`_Limit` for
+    a recursive alias, nesting past :data:`MAX_DEPTH` or :data:`MAX_NODES` nodes,
+    an integer of more than :data:`MAX_INT_DIGITS` digits or a tag not in plain YAML.
+    """
+    done: dict[int, tuple[int, int]] = {}  # id(node) -> (nodes, depth) once expanded
+    open_: set[int] = set()
+    stack: list[tuple[Node, bool]] = [(root, False)]
+    while stack:
+        node, finished = stack.pop()
+        key = id(node)
+        if finished:
+            open_.discard(key)
+            below = [done[id(c)] for c in _children(node)]
+            size = 1 + sum(n for n, _ in below)
+            depth = (
+                1 + max((d for _, d in below), default=0)
+                if isinstance(node, SequenceNode | MappingNode)
+                else 0
+            )
+            if depth > MAX_DEPTH:
+                raise _Limit(
+                    node.start_mark,
+                    f"nested deeper than {MAX_DEPTH} levels once aliases are expanded (MAX_DEPTH)",
+                )
+            if size > MAX_NODES:
+                raise _Limit(
+                    node.start_mark,
+                    f"aliases expand this to more than {MAX_NODES:,} nodes (MAX_NODES)",
+                )
+            done[key] = (size, depth)
+            continue
+        if key in done:
+            continue
+        if key in open_:
+            raise _Limit(node.start_mark, "recursive alias: this node contains an alias to itself")
+        tag = str(node.tag)
+        if tag not in _TAGS:
+            raise _Limit(
+                node.start_mark,
+                f"tag {_tag(tag)!r} is not allowed (scenario files hold plain YAML: strings, "
+                "numbers, booleans, null, lists and mappings)",
+            )
+        if isinstance(node, ScalarNode) and tag == _YAML_TAG + "int":
+            digits = len(re.sub("^[-+]?(0[xob])?|_", "", str(node.value)))
+            if digits > MAX_INT_DIGITS:
+                raise _Limit(
+                    node.start_mark,
+                    f"an integer of {digits} digits, over the limit of {MAX_INT_DIGITS} "
+                    "(MAX_INT_DIGITS)",
+                )
+        open_.add(key)
+        stack.append((node, True))
+        stack.extend((c, False) for c in reversed(_children(node)) if id(c) not in done)
+
+
+def read_yaml(text: str, path: str = "<string>") -> Any:
+    """The round-trip YAML tree of ``text``, every limit checked; raises :class:`ScenarioError`."""
+    if 4 * len(text) > MAX_FILE_BYTES:  # else it cannot be over, whatever it encodes to
+        size = len(text.encode("utf-8", "surrogatepass"))
+        if size > MAX_FILE_BYTES:
+            raise ScenarioError([_too_big(path, size)])
+    bad = _NON_PRINTABLE.search(text)
+    if bad:
+        ch = bad.group()
+        line, col = _mark(text, bad.start())
+        kind = "control character" if unicodedata.category(ch) == "Cc" else "character"
+        escape = f"\\x{ord(ch):02x}" if ord(ch) < 0x100 else f"\\u{ord(ch):04x}"
+        message = (
+            f"{kind} U+{ord(ch):04X} is not allowed in YAML "
+            f'(write it as "{escape}" in a double-quoted string)'
+        )
+        raise ScenarioError([Problem(path, line + 1, col + 1, "", message)])
+    yaml = YAML(typ="rt")
+    yaml.Scanner = _Scanner
+    yaml.Composer = _Composer
+    yaml.Constructor = _Constructor
+    constructor: _Constructor | None = None
+    stage = "read"
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            constructor, parser = yaml.get_constructor_parser(text)
+            try:
+                node = constructor.composer.get_single_node()
+                if node is None:
+                    return None
+                check_graph(node)
+                stage = "construct"
+                return constructor.construct_document(node)
+            finally:
+                parser.dispose()
+    except MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        what = _shorten(str(exc.problem or exc.context or "invalid YAML"))
+        problem = _at(path, mark, f"YAML: {what}")
+    except _Limit as exc:
+        problem = _at(path, exc.mark, f"YAML: {exc.message}")
+    except Exception as exc:  # anything else ruamel.yaml raises: never a traceback
+        node = constructor.node if constructor is not None and stage == "construct" else None
+        if node is not None:
+            mark = node.start_mark
+            what = f"cannot read this {_tag(str(node.tag))} value"
+        else:
+            mark = _reader_mark(yaml)
+            what = "cannot be read"
+        problem = _at(path, mark, f"YAML: {what} ({type(exc).__name__}: {_shorten(str(exc))})")
+    raise ScenarioError([problem])
+
+
+def _shorten(text: str, limit: int = 160) -> str:
+    """ruamel.yaml's message, cut short: a duplicate key's message holds its whole value."""
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _reader_mark(yaml: YAML) -> Any:
+    try:
+        return yaml.reader.get_mark()
+    except Exception:
+        return None
+
+
+def _at(path: str, mark: Any, message: str) -> Problem:
+    line, col = (int(mark.line), int(mark.column)) if mark is not None else (0, 0)
+    return Problem(path, line + 1, col + 1, "", message)
 
 
 def check_references(path: str, tree: Any, scenario: Scenario) -> list[Problem]:
@@ -293,12 +583,17 @@ def check_references(path: str, tree: Any, scenario: Scenario) -> list[Problem]:
 
 
 def load_file(path: str | Path) -> Loaded:
+    """One scenario file, read as bytes (at most :data:`MAX_FILE_BYTES`): :func:`parse_bytes`."""
     p = Path(path)
     try:
-        text = p.read_text(encoding="utf-8")
+        with p.open("rb") as f:
+            data = f.read(MAX_FILE_BYTES + 1)
+            size = os.fstat(f.fileno()).st_size if len(data) > MAX_FILE_BYTES else 0
     except OSError as exc:
         raise ScenarioError([Problem(str(p), 1, 1, "", f"cannot read: {exc}")]) from None
-    return parse(text, str(p))
+    if len(data) > MAX_FILE_BYTES:
+        raise ScenarioError([_too_big(str(p), size if size > MAX_FILE_BYTES else None)])
+    return parse_bytes(data, str(p))
 
 
 def discover(paths: Iterable[str | Path]) -> list[Path]:
@@ -323,6 +618,10 @@ def load_all(paths: Iterable[str | Path]) -> tuple[list[Loaded], list[Problem]]:
             item = load_file(path)
         except ScenarioError as exc:
             problems.extend(exc.problems)
+            continue
+        except Exception as exc:  # a bug here, not in the file: one line, and the rest still load
+            what = f"internal error while loading ({type(exc).__name__}: {_shorten(str(exc))})"
+            problems.append(Problem(str(path), 1, 1, "", f"{what}; please report it"))
             continue
         sid = item.scenario.id
         if sid in seen:
