@@ -30,9 +30,11 @@ def test_serve_prints_urls_and_answers_control_calls() -> None:
     )
     try:
         assert proc.stdout is not None
-        lines = [proc.stdout.readline() for _ in range(3)]
-        assert [line.split()[0] for line in lines] == ["websocket", "websocket", "control"]
-        control = lines[2].split()[1]
+        lines = [proc.stdout.readline() for _ in range(4)]
+        words = [line.split() for line in lines]
+        assert [w[0] for w in words] == ["dialect", "websocket", "websocket", "control"]
+        assert words[0][1] == "reference"
+        control = words[3][1]
         with urllib.request.urlopen(f"{control}/sessions", timeout=10) as resp:
             assert json.load(resp) == {"result": []}
     finally:

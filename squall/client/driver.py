@@ -19,6 +19,12 @@ Commands run concurrently (a ``call`` waiting for its answer does not block a
 since the driver started. The ``--no-resubscribe``, ``--retry-auth-failure`` and
 ``--no-recover`` flags break the client on purpose, so the suite can prove its
 scenarios catch broken clients.
+
+Every line out, and every log record on stderr, is scrubbed (squall.secrets): the
+driver knows the token, JWT and recovery token it was configured with and the
+recovery token the server issued, and masks them wherever they appear (a ``sent``
+auth frame, a ``packet``, a URL). A token that the server reports as the user's
+name is that name, not a secret.
 """
 
 from __future__ import annotations
@@ -30,15 +36,17 @@ import logging
 import random
 import sys
 import threading
+import traceback
 from collections.abc import Awaitable, Callable
 from typing import Any, TextIO
 
 from squall.clock import LoopClock
+from squall.secrets import Secrets
 
 from .errors import ClientError, NotConnected
 from .policy import Policy
 from .streaming import DrainRequest, StreamingClient
-from .wire import client_wire
+from .wire import client_wire, wire_parameters
 
 WEBRTC_COMMANDS = (
     "webrtc.enable",
@@ -92,8 +100,10 @@ class Driver:
         overrides: dict[str, Any] | None = None,
         seed: int | None = None,
         dialect: str = "reference",
+        secrets: Secrets | None = None,
     ) -> None:
-        self.write = write
+        self._sink = write
+        self.secrets = secrets if secrets is not None else Secrets()
         self.dialect = dialect
         client_wire(dialect)  # an unknown dialect fails here, before driver_ready
         self.clock = LoopClock(timescale)
@@ -108,6 +118,16 @@ class Driver:
         self.webrtc: Any = None  # a squall.client.webrtc.driver.WebRTCDriver once enabled
 
     # --- plumbing -------------------------------------------------------------------------------
+
+    def write(self, obj: dict[str, Any]) -> None:
+        """One output line, scrubbed: the only way out."""
+        client = self.client
+        if client is not None:
+            self.secrets.add(client.recovery_token)
+            user = getattr(getattr(client, "core", None), "user", None)
+            if isinstance(user, str):
+                self.secrets.public(user)  # a token that is the user's name is no secret
+        self._sink(self.secrets.scrub(obj))
 
     def _on_event(self, event: str, data: Any) -> None:
         if isinstance(data, DrainRequest):
@@ -146,6 +166,17 @@ class Driver:
         # The runner passes the dialect's HTTP prelude as ``server`` and a dialect's own
         # settings under its name (``mixer: {...}``): they configure the wire, not the policy.
         wire_options = dict(config.pop(self.dialect, None) or {})
+        # The dialect's key also carries settings of that service's own SDK (a node driver's
+        # mixer: {ping_timeout}); the ones this client's wire does not take are set aside.
+        accepted = wire_parameters(self.dialect)
+        if "*" not in accepted:
+            ignored = sorted(set(wire_options) - accepted)
+            for key in ignored:
+                del wire_options[key]
+            if ignored:
+                logging.getLogger(__name__).warning(
+                    "%s options not used by the reference client: %s", self.dialect, ignored
+                )
         if config.get("server") is not None:
             wire_options["server"] = config.pop("server")
         config.pop("server", None)
@@ -200,6 +231,8 @@ class Driver:
 
     async def cmd_configure(self, args: dict[str, Any]) -> Any:
         """Set URLs, credentials and policy for the next connect (rebuilds an idle client)."""
+        self.secrets.public(args.get("user"))
+        self.secrets.add(args.get("token"), args.get("jwt"), args.get("recovery_token"))
         self.config.update(args)
         if self.client is not None and self.client.status in ("idle", "closed"):
             self.client = None
@@ -389,7 +422,9 @@ def overrides_from(ns: argparse.Namespace) -> dict[str, Any]:
     return out
 
 
-async def serve(stdin: TextIO, stdout: TextIO, ns: argparse.Namespace) -> None:
+async def serve(
+    stdin: TextIO, stdout: TextIO, ns: argparse.Namespace, secrets: Secrets | None = None
+) -> None:
     def write(obj: dict[str, Any]) -> None:
         stdout.write(json.dumps(obj, default=str, separators=(",", ":")) + "\n")
         stdout.flush()
@@ -400,9 +435,10 @@ async def serve(stdin: TextIO, stdout: TextIO, ns: argparse.Namespace) -> None:
         overrides=overrides_from(ns),
         seed=ns.seed,
         dialect=ns.dialect,
+        secrets=secrets,
     )
     tasks: set[asyncio.Task[None]] = set()
-    write({"event": "driver_ready", "data": {"commands": list(COMMANDS)}, "t": 0.0})
+    driver.write({"event": "driver_ready", "data": {"commands": list(COMMANDS)}, "t": 0.0})
     lines = _read_lines(stdin)
     stop = asyncio.ensure_future(driver.done.wait())
     while not driver.done.is_set():
@@ -442,12 +478,19 @@ def _read_lines(stdin: TextIO) -> asyncio.Queue[str]:
 
 def main(argv: list[str] | None = None) -> int:
     ns = parse_args(argv)
+    secrets = Secrets()
     logging.basicConfig(
         stream=sys.stderr,
         level=logging.DEBUG if ns.debug else logging.WARNING,
         format="%(asctime)s %(name)s %(message)s",
     )
-    asyncio.run(serve(sys.stdin, sys.stdout, ns))
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(secrets.log_filter())
+    try:
+        asyncio.run(serve(sys.stdin, sys.stdout, ns, secrets))
+    except Exception:  # a crash's traceback goes to stderr, scrubbed like the rest
+        sys.stderr.write(secrets.scrub_text(traceback.format_exc()))
+        return 1
     return 0
 
 

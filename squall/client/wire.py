@@ -152,3 +152,16 @@ def client_wire(name: str, **options: Any) -> ClientWire:
     module, _, attr = target.partition(":")
     wire: ClientWire = getattr(importlib.import_module(module), attr)(**options)
     return wire
+
+
+def wire_parameters(name: str) -> frozenset[str]:
+    """The option names dialect ``name``'s wire takes (to tell them from an SDK's settings)."""
+    import importlib
+    import inspect
+
+    module, _, attr = WIRES[name].partition(":")
+    cls = getattr(importlib.import_module(module), attr)
+    params = inspect.signature(cls).parameters.values()
+    if any(p.kind is p.VAR_KEYWORD for p in params):
+        return frozenset({"*"})
+    return frozenset(p.name for p in params)

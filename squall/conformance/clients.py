@@ -35,6 +35,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from squall.secrets import KEYS_ONLY, Secrets
+
 REFERENCE = "reference"
 
 #: The repository's node drivers (drivers/*/driver.js), each run with the time-compression
@@ -168,12 +170,23 @@ class DriverError(Exception):
 
 
 class DriverProcess:
-    """One client under test. ``sink`` receives every event and reply (on the loop)."""
+    """One client under test. ``sink`` receives every event and reply (on the loop).
 
-    def __init__(self, argv: list[str], sink: Sink, *, env: dict[str, str] | None = None) -> None:
+    ``secrets`` scrubs the process's stderr wherever it is quoted (:meth:`stderr_tail`).
+    """
+
+    def __init__(
+        self,
+        argv: list[str],
+        sink: Sink,
+        *,
+        env: dict[str, str] | None = None,
+        secrets: Secrets | None = None,
+    ) -> None:
         self.argv = argv
         self.sink = sink
         self.env = env or {}
+        self.secrets = secrets if secrets is not None else KEYS_ONLY
         self.proc: subprocess.Popen[str] | None = None
         self.commands: list[str] = []
         self.stderr: collections.deque[str] = collections.deque(maxlen=40)
@@ -219,7 +232,7 @@ class DriverProcess:
 
     def stderr_tail(self, lines: int = 8) -> str:
         tail = list(self.stderr)[-lines:]
-        return " | ".join(tail) if tail else "(no stderr)"
+        return self.secrets.scrub_text(" | ".join(tail)) if tail else "(no stderr)"
 
     def _pump_stdout(self) -> None:
         assert self.proc is not None and self.proc.stdout is not None and self._loop is not None

@@ -6,6 +6,11 @@ transcript, title, path, failure}}}}``. The HTML report is one ``index.html``
 (scenario x client, coloured by verdict) plus a page per run with its steps,
 its failure and a sequence diagram (client / proxy / server lanes) drawn from
 the transcript.
+
+Nothing leaves here unscrubbed: each writer masks with the run's
+:class:`~squall.secrets.Secrets` (``result.secrets``) or the one it is given
+(``secrets=``, for the matrix of many runs), first on the data and once more on
+the final text, so a secret is masked in every form a page can show it in.
 """
 
 from __future__ import annotations
@@ -16,6 +21,8 @@ import re
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
+
+from squall.secrets import KEYS_ONLY, Secrets
 
 from .verdicts import Result, StepResult
 
@@ -33,11 +40,23 @@ def slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", text).strip("_") or "client"
 
 
-def step_title(step: StepResult) -> str:
-    args = json.dumps(step.args, default=str, separators=(", ", ": "))
+def _registry(result: Result | None = None, secrets: Secrets | None = None) -> Secrets:
+    """The registry to scrub with: the one given, the run's, or key-based masking alone."""
+    if secrets is not None:
+        return secrets
+    if result is not None and result.secrets is not None:
+        return result.secrets
+    return KEYS_ONLY
+
+
+def step_title(step: StepResult, secrets: Secrets | None = None) -> str:
+    clean = _registry(None, secrets)
+    args = json.dumps(clean.scrub(step.args), default=str, separators=(", ", ": "))
     if len(args) > 90:
         args = args[:87] + "..."
-    return f"{step.index + 1}. {step.name} {args}  [line {step.line}, {step.status.value}]"
+    return clean.scrub_text(
+        f"{step.index + 1}. {step.name} {args}  [line {step.line}, {step.status.value}]"
+    )
 
 
 def describe(rec: dict[str, Any]) -> str:
@@ -74,17 +93,17 @@ def failure_text(result: Result) -> str:
         f"scenario {result.scenario} ({result.title}) against {result.client}: {result.verdict}"
     ]
     if f is None:
-        return "\n".join(lines)
+        return _registry(result).scrub_text("\n".join(lines))
     lines += [
         f"  at {_relative(result.path)}:{f.line}: step {f.step + 1} {f.name}",
         f"  expected: {f.expected}",
         f"  observed: {f.observed}",
         "  transcript (the records around the failure):",
     ]
-    lines += [f"    {describe(r)}" for r in f.transcript]
+    lines += [f"    {describe(r)}" for r in _registry(result).scrub(f.transcript)]
     if result.notes:
         lines.append("  notes: " + "; ".join(result.notes))
-    return "\n".join(lines)
+    return _registry(result).scrub_text("\n".join(lines))
 
 
 def _relative(path: str) -> str:
@@ -95,8 +114,10 @@ def _relative(path: str) -> str:
 
 
 def transcript_jsonl(result: Result) -> str:
+    clean = _registry(result)
     return "".join(
-        json.dumps(r, default=str, separators=(",", ":")) + "\n" for r in result.transcript
+        clean.scrub_text(json.dumps(clean.scrub(r), default=str, separators=(",", ":"))) + "\n"
+        for r in result.transcript
     )
 
 
@@ -137,10 +158,14 @@ def matrix(results: Iterable[dict[str, Any]]) -> dict[str, Any]:
     return {"clients": clients, "results": table}
 
 
-def write_json(results: Iterable[dict[str, Any]], path: str | Path) -> None:
+def write_json(
+    results: Iterable[dict[str, Any]], path: str | Path, *, secrets: Secrets | None = None
+) -> None:
+    clean = _registry(None, secrets)
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)
-    p.write_text(json.dumps(matrix(results), indent=2, default=str) + "\n", encoding="utf-8")
+    text = json.dumps(clean.scrub(matrix(results)), indent=2, default=str) + "\n"
+    p.write_text(clean.scrub_text(text), encoding="utf-8")
 
 
 _CSS = """body{font:14px system-ui,sans-serif;margin:2em}table{border-collapse:collapse}
@@ -148,11 +173,14 @@ td,th{border:1px solid #ccc;padding:4px 8px;text-align:left}td.v{color:#fff;font
 pre{background:#f6f6f6;padding:8px;overflow:auto}a{color:inherit}"""
 
 
-def write_html(results: Iterable[dict[str, Any]], directory: str | Path) -> Path:
+def write_html(
+    results: Iterable[dict[str, Any]], directory: str | Path, *, secrets: Secrets | None = None
+) -> Path:
     """``index.html`` (the matrix) and one page per run; returns the index path."""
+    clean = _registry(None, secrets)
     out = Path(directory)
     out.mkdir(parents=True, exist_ok=True)
-    data = matrix(results)
+    data = clean.scrub(matrix(results))
     clients = data["clients"]
     scenarios = sorted({s for c in clients for s in data["results"][c]})
     rows = []
@@ -168,7 +196,7 @@ def write_html(results: Iterable[dict[str, Any]], directory: str | Path) -> Path
             title = r["title"]
             counts[r["verdict"]] = counts.get(r["verdict"], 0) + 1
             page = f"{slug(client)}__{slug(sid)}.html"
-            (out / page).write_text(_run_page(sid, client, r), encoding="utf-8")
+            (out / page).write_text(clean.scrub_text(_run_page(sid, client, r)), encoding="utf-8")
             colour = COLOURS.get(r["verdict"], "#555")
             cells.append(
                 f'<td class="v" style="background:{colour}"><a href="{page}">{r["verdict"]}</a>'
@@ -181,9 +209,12 @@ def write_html(results: Iterable[dict[str, Any]], directory: str | Path) -> Path
     summary = ", ".join(f"{v} {k}" for k, v in sorted(counts.items()))
     index = out / "index.html"
     index.write_text(
-        f"<!doctype html><meta charset=utf-8><title>squall conformance</title><style>{_CSS}</style>"
-        f"<h1>squall conformance</h1><p>{len(scenarios)} scenarios: {summary}</p>"
-        f"<table><tr><th>scenario</th><th>title</th>{head}</tr>{''.join(rows)}</table>",
+        clean.scrub_text(
+            "<!doctype html><meta charset=utf-8><title>squall conformance</title>"
+            f"<style>{_CSS}</style><h1>squall conformance</h1>"
+            f"<p>{len(scenarios)} scenarios: {summary}</p>"
+            f"<table><tr><th>scenario</th><th>title</th>{head}</tr>{''.join(rows)}</table>"
+        ),
         encoding="utf-8",
     )
     return index
@@ -234,12 +265,14 @@ def _lanes(result: Result) -> list[str]:
 
 def sequence_svg(result: Result, limit: int = 400) -> str:
     """The transcript as an SVG sequence diagram: one lane per client, the proxy, the server."""
+    clean = _registry(result)
+    records = clean.scrub(result.transcript)  # before any label is cut short
     lanes = _lanes(result)
     x = {lane: 120 + i * 220 for i, lane in enumerate(lanes)}
     width = 120 + len(lanes) * 220
     conn_client: dict[str, str] = {}
     user_client = {}
-    for rec in result.transcript:
+    for rec in records:
         if rec.get("kind") == "event" and rec.get("event") == "connected":
             data = rec.get("data") or {}
             user_client[data.get("user")] = rec["src"][7:]
@@ -248,7 +281,7 @@ def sequence_svg(result: Result, limit: int = 400) -> str:
     rows: list[str] = []
     y = 60
     first_client = next(iter(lanes), "server")
-    for rec in result.transcript:
+    for rec in records:
         if len(rows) >= limit:
             break
         kind, src = rec.get("kind"), rec.get("src", "")
@@ -291,7 +324,7 @@ def sequence_svg(result: Result, limit: int = 400) -> str:
         f'<line x1="{x[lane]}" y1="40" x2="{x[lane]}" y2="{height}" stroke="#999"/>'
         for lane in lanes
     )
-    return (
+    return clean.scrub_text(
         f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
         f'font-family="monospace" font-size="11">{heads}{"".join(rows)}</svg>'
     )

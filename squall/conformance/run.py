@@ -7,16 +7,24 @@ next to them. ``-j N`` runs N scenarios at once, each with its own simulator,
 proxy and client processes. Exit status: 0 when nothing FAILED, 1 when
 something did, 2 when a scenario file is invalid: each problem is printed as
 ``file:line:column: what`` and the valid scenarios still run.
+
+Secrets: one registry for the whole command, fed by every run's, scrubs all it
+prints (failures, problems, log records) and the JSON and HTML reports.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import logging
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+
+from squall.secrets import Secrets
 
 from .clients import expand, profile
 from .loader import Loaded, load_all, select
@@ -50,8 +58,12 @@ async def run_many(
     jobs: int = 1,
     timescale: float | None = None,
     on_result: Any = None,
+    secrets: Secrets | None = None,
 ) -> list[Result]:
-    """Every scenario against every client, ``jobs`` at a time, in a stable order."""
+    """Every scenario against every client, ``jobs`` at a time, in a stable order.
+
+    ``secrets`` receives every secret each run learns (each run keeps its own as well).
+    """
     sem = asyncio.Semaphore(max(1, jobs))
     # A scenario runs against the clients whose dialect has its behaviour.
     pairs = [
@@ -63,7 +75,8 @@ async def run_many(
 
     async def one(client: str, item: Loaded) -> Result:
         async with sem:
-            result = await Run(item, client=client, timescale=timescale).execute()
+            run = Run(item, client=client, timescale=timescale, secrets=secrets)
+            result = await run.execute()
         if on_result is not None:
             on_result(result)
         return result
@@ -72,11 +85,41 @@ async def run_many(
 
 
 def run(args: argparse.Namespace) -> int:
+    secrets = Secrets()
+    with scrubbed_logging(secrets):
+        return _run(args, secrets)
+
+
+@contextlib.contextmanager
+def scrubbed_logging(secrets: Secrets) -> Iterator[None]:
+    """Every log record the process writes passes through ``secrets`` (a stderr handler
+    for WARNING and above is added when logging has none)."""
+    root = logging.getLogger()
+    added = None
+    if not root.handlers:
+        added = logging.StreamHandler(sys.stderr)
+        added.setLevel(logging.WARNING)
+        added.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+        root.addHandler(added)
+    handlers = list(root.handlers)
+    scrub = secrets.log_filter()
+    for handler in handlers:
+        handler.addFilter(scrub)
+    try:
+        yield
+    finally:
+        for handler in handlers:
+            handler.removeFilter(scrub)
+        if added is not None:
+            root.removeHandler(added)
+
+
+def _run(args: argparse.Namespace, secrets: Secrets) -> int:
     from .report import failure_text, write_html, write_json, write_transcript
 
     loaded, problems = load_all(args.paths)
     for problem in problems:
-        print(problem, file=sys.stderr)
+        print(secrets.scrub_text(str(problem)), file=sys.stderr)
     if problems:
         files = len({str(p.path) for p in problems})
         print(
@@ -92,16 +135,16 @@ def run(args: argparse.Namespace) -> int:
     clients = args.client or ["reference"]
     out_dir = Path(args.html) if args.html else (Path(args.json).parent if args.json else None)
     start = time.perf_counter()
-    results = _with_progress(items, clients, args, out_dir, write_transcript)
+    results = _with_progress(items, clients, args, out_dir, write_transcript, secrets)
     wall = time.perf_counter() - start
     failed = [r for r in results if r.verdict is Verdict.FAILED]
     for r in failed:
         print(failure_text(r), file=sys.stderr)
     dicts = [r.to_json() for r in results]
     if args.json:
-        write_json(dicts, args.json)
+        write_json(dicts, args.json, secrets=secrets)
     if args.html:
-        print(f"HTML report: {write_html(dicts, args.html)}")
+        print(f"HTML report: {write_html(dicts, args.html, secrets=secrets)}")
     counts: dict[str, int] = {}
     for r in results:
         counts[r.verdict.value] = counts.get(r.verdict.value, 0) + 1
@@ -123,6 +166,7 @@ def _with_progress(
     args: argparse.Namespace,
     out_dir: Path | None,
     dump: Any,
+    secrets: Secrets | None = None,
 ) -> list[Result]:
     total = len(items) * len(clients)
 
@@ -141,7 +185,14 @@ def _with_progress(
                 )
 
         return asyncio.run(
-            run_many(items, clients, jobs=args.jobs, timescale=args.timescale, on_result=plain)
+            run_many(
+                items,
+                clients,
+                jobs=args.jobs,
+                timescale=args.timescale,
+                on_result=plain,
+                secrets=secrets,
+            )
         )
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -161,5 +212,12 @@ def _with_progress(
             )
 
         return asyncio.run(
-            run_many(items, clients, jobs=args.jobs, timescale=args.timescale, on_result=tick)
+            run_many(
+                items,
+                clients,
+                jobs=args.jobs,
+                timescale=args.timescale,
+                on_result=tick,
+                secrets=secrets,
+            )
         )

@@ -11,6 +11,13 @@ Times: a scenario's durations are protocol seconds; the shared
 ``GRACE`` on top, because processes and sockets do not run at the timescale; an
 expectation met after ``within`` (plus ``LATE_SLACK`` real seconds) is *late*,
 which makes the verdict NON-STRICT, not FAILED.
+
+Secrets: a run's :class:`~squall.secrets.Secrets` knows the scenario's tokens and
+JWTs from the start and the recovery tokens the simulator issues as it issues
+them (the simulator's transcript shares the registry). Every record passes
+through :meth:`Run.record`, which scrubs it; the driver's stderr is scrubbed
+where it is quoted; and the :class:`Result` is sealed (scrubbed once more, with
+everything learned by then) before it leaves :meth:`Run.execute`.
 """
 
 from __future__ import annotations
@@ -24,6 +31,7 @@ from typing import Any
 
 from squall.clock import LoopClock
 from squall.faults import FaultEvent, ProxyServer
+from squall.secrets import Secrets
 from squall.simulator import AuthPolicy, Config, ControlError, Simulator
 
 from . import models as m
@@ -73,7 +81,9 @@ class Run:
         client: str = "reference",
         timescale: float | None = None,
         on_step: Callable[[StepResult], None] | None = None,
+        secrets: Secrets | None = None,
     ) -> None:
+        """``secrets``: a registry that also receives every secret this run learns."""
         self.loaded = loaded
         self.sc: m.Scenario = loaded.scenario
         self.client_spec = client
@@ -91,6 +101,7 @@ class Run:
         self.replies: dict[str, dict[str, Any]] = {}  # as-name (or client) -> reply record
         self.endpoints: dict[str, str] = {}
         self.users = {n: (c.user or c.token or n) for n, c in self.sc.clients.items()}
+        self.secrets = self._secrets(secrets)
         self.t0 = 0.0
         self._changed = asyncio.Event()
         self._timers: list[asyncio.TimerHandle] = []
@@ -103,7 +114,22 @@ class Run:
             path=str(loaded.path),
             client=client_label(client),
             timescale=self.timescale,
+            secrets=self.secrets,
         )
+
+    def _secrets(self, parent: Secrets | None) -> Secrets:
+        """The scenario's credentials; the names it shows openly are not secrets."""
+        sc = self.sc
+        tokens = sc.server.tokens
+        shown: list[str | None] = [*sc.clients, *(tokens or {}).values()]
+        for c in sc.clients.values():
+            # Without a token map the simulator takes a token as its own user name.
+            shown.append(c.user or (c.token if tokens is None else tokens.get(c.token or "")))
+        secrets = Secrets(public=shown, parent=parent)
+        secrets.add(*(tokens or {}))
+        for c in sc.clients.values():
+            secrets.add(c.token, c.jwt, c.policy.get("recovery_token"))
+        return secrets
 
     # --- the transcript ------------------------------------------------------------------------
 
@@ -111,6 +137,10 @@ class Run:
         return self.clock.now() - self.t0
 
     def record(self, src: str, kind: str, **fields: Any) -> dict[str, Any]:
+        """Append one record to the run's transcript, scrubbed: the one way in."""
+        return self._append(src, kind, self.secrets.scrub(fields))
+
+    def _append(self, src: str, kind: str, fields: dict[str, Any]) -> dict[str, Any]:
         rec = {
             "n": len(self.records),
             "t": round(self.now(), 6),
@@ -123,8 +153,9 @@ class Run:
         return rec
 
     def _server_record(self, rec: dict[str, Any]) -> None:
+        # The simulator's transcript scrubbed it with this run's registry a moment ago.
         fields = {k: v for k, v in rec.items() if k not in ("n", "t", "src", "kind")}
-        self.record("server", rec["kind"], **fields)
+        self._append("server", rec["kind"], fields)
 
     def _fault(self, event: FaultEvent) -> None:
         self.record(
@@ -193,6 +224,10 @@ class Run:
             dialect=dialect,
             dialect_options=sc.server.dialect.get(dialect),
         )
+        # The simulator's transcript scrubs with this run's registry, and feeds it the
+        # recovery tokens it issues (before the frame that carries one is sent).
+        self.sim.core.transcript.secrets = self.secrets
+        self.secrets.add(self.sim.core.auth.jwt_secret)
         self.sim.core.transcript.listen(self._server_record)
         await self.sim.start(ports=sc.network.endpoints)
         for i, url in enumerate(self.sim.urls):
@@ -205,6 +240,15 @@ class Run:
                 {"name": "main", "listen": "127.0.0.1:0", "upstream": upstream}
             )
             self.endpoints["proxy"] = f"ws://{proxy.listen}/"
+            # A dialect that hands its socket URL out over HTTP (RingCentral's wstoken uri)
+            # must hand out the proxy's, or a client 'via: proxy' would go around the faults.
+            if "uri" in self.sim.dialect.defaults and any(
+                c.via == "proxy" for c in sc.clients.values()
+            ):
+                path = str(self.sim.dialect.options.get("path") or "/")
+                self.sim.dialect.options.setdefault("uri", None)
+                if self.sim.dialect.options["uri"] is None:
+                    self.sim.dialect.options["uri"] = f"ws://{proxy.listen}{path}"
         await asyncio.gather(*(self._spawn(name) for name in sc.clients))
 
     async def _spawn(self, name: str) -> None:
@@ -213,6 +257,7 @@ class Run:
             argv,
             lambda obj, n=name: self._client_line(n, obj),
             env={"SQUALL_TIMESCALE": repr(self.timescale), "SQUALL_SEED": str(self.sc.seed)},
+            secrets=self.secrets,
         )
         self.drivers[name] = driver
         await driver.start()
@@ -311,6 +356,7 @@ class Run:
                 self.result.wall = time.perf_counter() - start
                 self.result.transcript = self.records
         self._conclude()
+        self.result.seal()
         return self.result
 
     def _conclude(self) -> None:
@@ -361,7 +407,9 @@ class Run:
             if late:
                 sr.message = late
         except StepFailed as exc:
-            sr.message = f"expected {exc.expected}; observed {exc.observed}"
+            sr.message = self.secrets.scrub_text(
+                f"expected {exc.expected}; observed {exc.observed}"
+            )
             if exc.unimplemented:
                 sr.status = StepStatus.UNIMPLEMENTED
                 self._fail(sr, exc)

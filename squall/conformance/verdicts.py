@@ -12,9 +12,12 @@ Autobahn|Testsuite's set, with the same meaning:
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+import copy
+from dataclasses import asdict, dataclass, field, fields, is_dataclass
 from enum import StrEnum
 from typing import Any
+
+from squall.secrets import Secrets
 
 
 class Verdict(StrEnum):
@@ -82,10 +85,39 @@ class Result:
     timescale: float = 1.0
     transcript: list[dict[str, Any]] = field(default_factory=list)
     transcript_file: str | None = None
+    #: The run's credentials: everything that leaves the result (JSON, reports) is scrubbed
+    #: with them. Never serialized.
+    secrets: Secrets | None = field(default=None, repr=False, compare=False)
 
     def to_json(self, *, transcript: bool = False) -> dict[str, Any]:
-        out = asdict(self)
-        if not transcript:
-            out.pop("transcript")
+        out = {
+            f.name: _plain(getattr(self, f.name))
+            for f in fields(self)
+            if f.name != "secrets" and (transcript or f.name != "transcript")
+        }
         out["verdict"] = self.verdict.value
-        return out
+        return self.secrets.scrub(out) if self.secrets is not None else out
+
+    def seal(self) -> None:
+        """Scrub, in place, everything the run wrote here: step arguments and messages, the
+        failure, notes, the transcript (with every secret known by the end of the run)."""
+        secrets = self.secrets
+        if secrets is None:
+            return
+        for step in self.steps:
+            step.args = secrets.scrub(step.args)
+            step.message = secrets.scrub_text(step.message)
+        f = self.failure
+        if f is not None:
+            f.expected, f.observed = secrets.scrub_text(f.expected), secrets.scrub_text(f.observed)
+            f.transcript = secrets.scrub(f.transcript)
+        self.notes = secrets.scrub(self.notes)
+        self.transcript = secrets.scrub(self.transcript)
+
+
+def _plain(value: Any) -> Any:
+    if is_dataclass(value) and not isinstance(value, type):
+        return asdict(value)
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    return copy.deepcopy(value)

@@ -5,21 +5,40 @@ its arguments with pydantic (a wrong call gets a sentence naming the argument,
 not a stack trace) and registers it in :data:`OPERATIONS`, from which the HTTP
 API (``http_api.py``) builds its routes. A session is named by its session id
 (``s3``), its connection sid (``c7``) or its user (``alice``).
+
+Every face gets the same refusal, raised before the operation has any effect:
+:class:`InvalidArguments` (a :class:`ControlError`, HTTP 400) names each bad
+argument; an unknown one is answered with the accepted names and the closest
+of them (``result: Unexpected keyword argument (did you mean 'reply'? ...)``).
+Beyond pydantic's checks, every string anywhere in an argument must be
+encodable as UTF-8 (no lone surrogates: nothing could send it) and no value
+may nest deeper than :data:`MAX_DEPTH` lists and objects (the JSON encoders
+behind the dialects stop at a few hundred).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any, Literal, TypeVar
+import difflib
+import functools
+import inspect
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Annotated, Any, Literal, TypeVar
 
-from pydantic import ConfigDict, Field, validate_call
+from pydantic import AfterValidator, ConfigDict, Field, ValidationError, validate_call
+from websockets.frames import EXTERNAL_CLOSE_CODES
 
 from .core import Session, SessionState, SimulatorCore
 from .rpc import RpcRule
 from .seam import Unsupported
 
 CLOSE_ABNORMAL = 1006  # RFC 6455: no close frame, the TCP connection is cut
+
+#: How deeply lists and objects may nest in any argument (a publish payload, an RPC reply).
+MAX_DEPTH = 100
+#: ``configure(rate_burst=...)`` ceiling: the token bucket is a float, and a billion frames
+#: at once is no limit at all already.
+MAX_BURST = 1_000_000_000
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -29,20 +48,10 @@ class OperationSpec:
     name: str
     method: Literal["GET", "POST"]
     doc: str
+    params: tuple[str, ...] = field(default=())
 
 
 OPERATIONS: dict[str, OperationSpec] = {}
-
-
-def operation(method: Literal["GET", "POST"] = "POST") -> Callable[[F], F]:
-    """Register a control operation and validate its arguments on every call."""
-
-    def wrap(fn: F) -> F:
-        OPERATIONS[fn.__name__] = OperationSpec(fn.__name__, method, (fn.__doc__ or "").strip())
-        validated = validate_call(config=ConfigDict(arbitrary_types_allowed=True))(fn)
-        return validated  # type: ignore[return-value]
-
-    return wrap
 
 
 class ControlError(Exception):
@@ -51,6 +60,145 @@ class ControlError(Exception):
     def __init__(self, message: str, status: int = 400) -> None:
         super().__init__(message)
         self.status = status
+
+
+class InvalidArguments(ControlError, ValueError):
+    """A call refused for its arguments, before it had any effect: one problem per argument.
+
+    A :class:`ValueError` too, as pydantic's ``ValidationError`` (what this used to be) is.
+    """
+
+    def __init__(self, op: str, problems: Sequence[str]) -> None:
+        super().__init__(f"invalid arguments for {op}: " + "; ".join(problems), status=400)
+        self.op = op
+        self.problems = list(problems)
+
+
+#: Words people reach for that are not spelled like the argument they mean
+#: (``result`` is the reference protocol's name for what ``on_rpc`` calls ``reply``).
+ALIASES = {
+    "result": "reply",
+    "response": "reply",
+    "answer": "reply",
+    "returns": "reply",
+    "data": "payload",
+    "body": "payload",
+    "message": "text",
+    "channel": "topic",
+    "user": "session",
+    "sid": "session",
+    "session_id": "session",
+}
+
+
+def did_you_mean(name: str, choices: Iterable[str]) -> str:
+    """``"did you mean 'reply'? "`` for the closest of ``choices`` (by spelling, else by
+    :data:`ALIASES`), or ``""``."""
+    options = list(choices)
+    close = difflib.get_close_matches(name, options, n=1)
+    if not close and ALIASES.get(name.lower()) in options:
+        close = [ALIASES[name.lower()]]
+    return f"did you mean {close[0]!r}? " if close else ""
+
+
+def unknown_argument(name: str, params: Sequence[str]) -> str:
+    """The problem sentence for an argument ``params`` does not have."""
+    accepted = ", ".join(params) or "none"
+    shown = name if name.isidentifier() else repr(name)
+    return (
+        f"{shown}: Unexpected keyword argument ({did_you_mean(name, params)}accepted: {accepted})"
+    )
+
+
+def _value_problem(value: Any) -> str | None:
+    """Why ``value`` cannot go anywhere (a lone surrogate, too deep), or None. No recursion."""
+    stack: list[tuple[Any, int]] = [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, str):
+            if not item.isascii():
+                try:
+                    item.encode("utf-8")
+                except UnicodeEncodeError as exc:
+                    return (
+                        f"contains a lone surrogate (U+{ord(item[exc.start]):04X} at position "
+                        f"{exc.start}), which UTF-8 cannot encode"
+                    )
+        elif isinstance(item, dict | list | tuple):
+            if depth >= MAX_DEPTH:
+                return f"nests deeper than {MAX_DEPTH} levels of lists and objects"
+            if isinstance(item, dict):
+                stack.extend((k, depth + 1) for k in item if isinstance(k, str))
+                stack.extend((v, depth + 1) for v in item.values())
+            else:
+                stack.extend((v, depth + 1) for v in item)
+    return None
+
+
+def _check(params: Sequence[str], args: tuple[Any, ...], kwargs: dict[str, Any]) -> list[str]:
+    """Problems found before pydantic sees the call: unknown names, unsendable values."""
+    problems = [unknown_argument(k, params) for k in kwargs if k not in params]
+    if problems:
+        return problems
+    named = [*zip(params, args, strict=False), *kwargs.items()]
+    for name, value in named:
+        if isinstance(value, str | dict | list | tuple):
+            problem = _value_problem(value)
+            if problem is not None:
+                problems.append(f"{name}: {problem}")
+    return problems
+
+
+def _problems(exc: ValidationError, params: Sequence[str]) -> list[str]:
+    out = []
+    for e in exc.errors(include_url=False):
+        where = ".".join(str(p) for p in e["loc"]) or "(arguments)"
+        if e["type"] == "unexpected_keyword_argument":
+            out.append(unknown_argument(where, params))
+        elif e["type"] == "value_error":  # our own validators' sentences, without the prefix
+            out.append(f"{where}: {e['ctx']['error']}")
+        else:
+            out.append(f"{where}: {e['msg']}")
+    return out
+
+
+def operation(method: Literal["GET", "POST"] = "POST") -> Callable[[F], F]:
+    """Register a control operation and validate its arguments on every call.
+
+    A refused call raises :class:`InvalidArguments` before the operation's body runs.
+    """
+
+    def wrap(fn: F) -> F:
+        params = tuple(p for p in inspect.signature(fn).parameters if p != "self")
+        OPERATIONS[fn.__name__] = OperationSpec(
+            fn.__name__, method, (fn.__doc__ or "").strip(), params
+        )
+        validated = validate_call(config=ConfigDict(arbitrary_types_allowed=True))(fn)
+
+        @functools.wraps(fn)
+        def call(*args: Any, **kwargs: Any) -> Any:
+            problems = _check(params, args[1:], kwargs)
+            if problems:
+                raise InvalidArguments(fn.__name__, problems)
+            try:
+                return validated(*args, **kwargs)
+            except ValidationError as exc:
+                if exc.title != fn.__qualname__:
+                    raise  # raised inside the operation, not by its arguments: a bug
+                raise InvalidArguments(fn.__name__, _problems(exc, params)) from None
+
+        return call  # type: ignore[return-value]
+
+    return wrap
+
+
+def _sendable_close_code(code: int) -> int:
+    if code == CLOSE_ABNORMAL or code in EXTERNAL_CLOSE_CODES or 3000 <= code <= 4999:
+        return code
+    raise ValueError(
+        f"{code} cannot be sent in a close frame (RFC 6455 §7.4: 1000-1003, 1007-1014 or "
+        "3000-4999; 1006 cuts the connection without one)"
+    )
 
 
 class Control:
@@ -94,12 +242,21 @@ class Control:
         reason: str = "drain",
     ) -> list[str]:
         """Ask one session (or, with no session, every open one) to reconnect: a drain."""
-        self._record("request_reconnect", session=session, deadline=deadline)
         targets = (
             [self._session(session)]
             if session is not None
             else [s for s in self.core.sessions.values() if s.connection is not None]
         )
+        for target in targets:  # refuse before draining any: all of them or none
+            if target.connection is None:
+                raise ControlError(
+                    f"session {target.id} ({target.user}) has no open connection", status=409
+                )
+            try:
+                target.connection.wire.dialect.require("drain", "server-requested reconnect")
+            except Unsupported as exc:
+                raise ControlError(str(exc), status=409) from None
+        self._record("request_reconnect", session=session, deadline=deadline)
         for target in targets:
             try:
                 self.core.request_reconnect(
@@ -113,7 +270,11 @@ class Control:
 
     @operation()
     def drop(
-        self, session: str, code: int | None = Field(None, ge=1000, le=4999), reason: str = ""
+        self,
+        session: str,
+        code: Annotated[int, Field(ge=1000, le=4999), AfterValidator(_sendable_close_code)]
+        | None = None,
+        reason: str = "",
     ) -> str:
         """Close a session's connection with ``code``, or with no code cut the TCP connection."""
         target = self._session(session)
@@ -208,7 +369,7 @@ class Control:
         drain_deadline: float | None = Field(None, ge=0),
         drain_answer_within: float | None = Field(None, ge=0),
         rate_limit: float | None = Field(None, gt=0),
-        rate_burst: int | None = Field(None, ge=1),
+        rate_burst: int | None = Field(None, ge=1, le=MAX_BURST),
         server_ping_interval: float | None = Field(None, gt=0),
     ) -> dict[str, Any]:
         """Change server policy for what happens next; returns the whole policy."""

@@ -185,7 +185,7 @@ class SimulatorCore:
         self.clock = clock
         self.config = config or Config()
         self.auth = auth or AuthPolicy()
-        self.transcript = transcript or Transcript(clock.now)
+        self.transcript = transcript if transcript is not None else Transcript(clock.now)
         self.rpc = RpcTable(clock.now)
         self.connections: dict[str, Connection] = {}
         self.sessions: dict[str, Session] = {}

@@ -8,6 +8,7 @@ import signal
 import sys
 
 from squall.clock import LoopClock
+from squall.secrets import Secrets
 
 from .auth import AuthPolicy
 from .control import ControlError
@@ -57,6 +58,71 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--transcript", default=None, help="write the transcript (JSON lines) here on exit"
     )
+    limits = parser.add_argument_group("limits (docs/protocol.md §9)")
+    limits.add_argument(
+        "--transcript-max-records",
+        type=_count,
+        default=TRANSCRIPT_MAX_RECORDS,
+        metavar="N",
+        help="keep the newest N transcript records, dropping (and counting) older ones; "
+        f"0 = unbounded (default {TRANSCRIPT_MAX_RECORDS:,})",
+    )
+    limits.add_argument(
+        "--max-message-size",
+        type=_positive,
+        default=Config.max_message_size,
+        metavar="BYTES",
+        help="largest message a client may send; larger ones close with 1009 "
+        f"(default {Config.max_message_size})",
+    )
+    limits.add_argument(
+        "--fragment-timeout",
+        type=_seconds,
+        default=10.0,
+        metavar="SECONDS",
+        help="real seconds a fragmented message may take from first to last fragment; "
+        "then 1008 (0 = no limit; default 10)",
+    )
+    limits.add_argument(
+        "--open-timeout",
+        type=_seconds,
+        default=10.0,
+        metavar="SECONDS",
+        help="real seconds the opening handshake may take before the TCP connection is "
+        "dropped (0 = no limit; default 10)",
+    )
+
+
+#: ``squall serve``'s transcript bound: about 60 MB at the ~600 bytes a record takes (a
+#: connection's open, auth, session, frames and close are 8), hours of a busy stand-in.
+TRANSCRIPT_MAX_RECORDS = 100_000
+
+
+def _count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected 0 or more, got {value}")
+    return value
+
+
+def _positive(text: str) -> int:
+    value = _count(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected 1 or more, got {value}")
+    return value
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected seconds, got {text!r}") from None
+    if not 0 <= value < float("inf"):
+        raise argparse.ArgumentTypeError(f"expected 0 or more seconds, got {text}")
+    return value
 
 
 def _token(text: str) -> tuple[str, str]:
@@ -67,7 +133,9 @@ def _token(text: str) -> tuple[str, str]:
 
 
 async def serve(args: argparse.Namespace) -> int:
-    config = Config(recovery_buffer_size=args.recovery_buffer_size)
+    config = Config(
+        recovery_buffer_size=args.recovery_buffer_size, max_message_size=args.max_message_size
+    )
     auth = AuthPolicy(tokens=dict(args.token)) if args.token else AuthPolicy()
     sim = Simulator(
         clock=LoopClock(args.timescale),
@@ -75,7 +143,12 @@ async def serve(args: argparse.Namespace) -> int:
         auth=auth,
         host=args.host,
         dialect=args.dialect,
+        open_timeout=args.open_timeout or None,
+        fragment_timeout=args.fragment_timeout or None,
+        transcript_max_records=args.transcript_max_records or None,
     )
+    # Every token it was given, and each recovery token it issues, is masked in the transcript.
+    sim.core.transcript.secrets = Secrets(auth.tokens or ())
     for port in args.port or [0]:
         await sim.listen(port)
     await sim.start(

@@ -8,18 +8,27 @@
 
 One core can listen on several ports (``await sim.listen()`` again), so
 failover tests have several endpoints that share sessions and topics.
+
+Transport limits (docs/protocol.md §9), in real seconds, not protocol time: they guard the
+server against stuck peers, whatever the clock. ``open_timeout`` bounds the opening
+handshake (websockets drops the TCP connection); ``fragment_timeout`` bounds a fragmented
+message from its first frame to its last (closed with 1008). ``transcript_max_records``
+bounds the transcript (a ring; unbounded by default, bounded by ``squall serve``).
 """
 
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+import http
+from collections.abc import Callable
+from typing import Annotated, Any
 
-from pydantic import Field
+from pydantic import AfterValidator, Field
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
+from websockets.frames import Frame, Opcode
 from websockets.http11 import Request, Response
-from websockets.protocol import State
+from websockets.protocol import Event, State
 
 from squall.clock import Clock, LoopClock
 
@@ -76,9 +85,69 @@ class WebSocketLink:
             transport.abort()
 
 
+#: ``refuse_connections`` count ceiling: a million refusals is any test's "forever".
+MAX_REFUSALS = 1_000_000
+CLOSE_POLICY = 1008
+_ERROR_STATUSES = frozenset(s.value for s in http.HTTPStatus if 400 <= s.value <= 599)
+
+
+def _error_status(status: int) -> int:
+    if status not in _ERROR_STATUSES:
+        raise ValueError(f"{status} is not an HTTP error status websockets can send (see RFC 9110)")
+    return status
+
+
+class FragmentWatch(ServerConnection):
+    """A server connection that closes a fragmented message not finished in time.
+
+    websockets assembles fragments with no deadline: a peer that sends a first
+    fragment and never the last holds its connection (and up to ``max_size`` of
+    buffered data) for ever. Each frame passes :meth:`process_event`; the first
+    fragment of a message arms a timer, the last one disarms it. When it fires,
+    ``on_stall`` is called (the simulator's handler closes through the core).
+    """
+
+    fragment_timeout: float | None = None
+    on_stall: Callable[[float], None] | None = None
+    _stall_timer: asyncio.TimerHandle | None = None
+    _closing: asyncio.Task[None] | None = None
+
+    def process_event(self, event: Event) -> None:
+        super().process_event(event)
+        if self.fragment_timeout is None or not isinstance(event, Frame):
+            return
+        opcode = event.opcode
+        if opcode is Opcode.CONT:
+            if event.fin and self._stall_timer is not None:
+                self._stall_timer.cancel()
+                self._stall_timer = None
+        elif not event.fin and (opcode is Opcode.TEXT or opcode is Opcode.BINARY):
+            if self._stall_timer is not None:  # cannot happen (RFC 6455 §5.4): be safe anyway
+                self._stall_timer.cancel()
+            self._stall_timer = self.loop.call_later(self.fragment_timeout, self._stalled)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._stall_timer is not None:
+            self._stall_timer.cancel()
+            self._stall_timer = None
+        super().connection_lost(exc)
+
+    def _stalled(self) -> None:
+        self._stall_timer = None
+        timeout = self.fragment_timeout or 0.0
+        if self.on_stall is not None:
+            self.on_stall(timeout)
+        else:  # not handed to the simulator's handler yet
+            reason = f"message fragments not completed within {timeout:g}s"
+            self._closing = self.loop.create_task(self.close(CLOSE_POLICY, reason))
+
+
 class Simulator(Control):
     """A fake backend speaking one dialect (the reference protocol by default), scripted
-    through the control plane. ``dialect`` is a name (``mixer``) or a Dialect class."""
+    through the control plane. ``dialect`` is a name (``mixer``) or a Dialect class.
+
+    ``open_timeout`` and ``fragment_timeout`` (real seconds, None = no limit) and
+    ``transcript_max_records`` (None = unbounded) are the transport limits above."""
 
     def __init__(
         self,
@@ -89,16 +158,26 @@ class Simulator(Control):
         host: str = "127.0.0.1",
         dialect: str | type[Dialect] = "reference",
         dialect_options: dict[str, Any] | None = None,
+        open_timeout: float | None = 10.0,
+        fragment_timeout: float | None = 10.0,
+        transcript_max_records: int | None = None,
     ) -> None:
+        for name, limit in (("open_timeout", open_timeout), ("fragment_timeout", fragment_timeout)):
+            if limit is not None and not limit > 0:
+                raise ValueError(f"{name} must be a positive number of seconds or None: {limit}")
         self.clock = clock or LoopClock()
         super().__init__(
             SimulatorCore(
                 self.clock,
                 config=config,
                 auth=auth,
-                transcript=Transcript(self._now, source="server"),
+                transcript=Transcript(
+                    self._now, source="server", max_records=transcript_max_records
+                ),
             )
         )
+        self.open_timeout = open_timeout
+        self.fragment_timeout = fragment_timeout
         cls = dialect_class(dialect) if isinstance(dialect, str) else dialect
         self.dialect: Dialect = cls(self.core, **(dialect_options or {}))
         self.host = host
@@ -153,6 +232,8 @@ class Simulator(Control):
             subprotocols=list(self.dialect.subprotocols) or None,
             ping_interval=None,  # keepalive is the protocol's own ping/pong (§3)
             compression=None,  # frames stay readable to frame-aware faults
+            open_timeout=self.open_timeout,
+            create_connection=self._create_connection,  # type: ignore[arg-type]
         )
         self.servers.append(server)
         sock_port = server.sockets[0].getsockname()[1]
@@ -182,9 +263,16 @@ class Simulator(Control):
     async def __aexit__(self, *exc: object) -> None:
         await self.stop()
 
+    def _create_connection(self, *args: Any, **kwargs: Any) -> FragmentWatch:
+        ws = FragmentWatch(*args, **kwargs)
+        ws.fragment_timeout = self.fragment_timeout
+        return ws
+
     @operation()
     def refuse_connections(
-        self, count: int = Field(1, ge=0), status: int = Field(503, ge=400, le=599)
+        self,
+        count: int = Field(1, ge=0, le=MAX_REFUSALS),
+        status: Annotated[int, AfterValidator(_error_status)] = Field(503, ge=400, le=599),
     ) -> None:
         """Answer the next ``count`` handshakes with HTTP ``status`` (0 stops refusing)."""
         self._record("refuse_connections", count=count, status=status)
@@ -208,6 +296,10 @@ class Simulator(Control):
         )
         wire, credentials = self.dialect.open(link.id, handshake)
         conn = core.connect(link, wire, credentials, path=handshake.path)
+        if isinstance(ws, FragmentWatch):
+            ws.on_stall = lambda timeout: core.close_with_code(
+                conn, CLOSE_POLICY, f"message fragments not completed within {timeout:g}s"
+            )
         try:
             async for data in ws:
                 try:

@@ -34,7 +34,8 @@ steps:
   - server.on_rpc: {method: msg, no_reply: true}
   - client.connect: {client: alice, wait: true}
   - client.call: {client: alice, method: msg, params: [hello], as: hello}
-  - expect.reply: {client: alice, reply: hello, ok: false, error: "no reply to msg within 20s", within: 30s}
+  - expect.reply:
+      {client: alice, reply: hello, ok: false, error: "no reply to msg within 20s", within: 30s}
 """
 
 

@@ -146,7 +146,7 @@ async def test_many_bad_clients_at_once(bystander, open_client) -> None:
 async def test_non_ascii_reason_still_closes_before_auth(
     bystander, sim: Simulator, open_client
 ) -> None:
-    """A close reason is cut at 123 UTF-8 bytes: 'é' * 80 is 160 bytes, and the 1008 still goes out."""
+    """Close reasons are cut at 123 UTF-8 bytes: 'é' * 80 is 160 bytes; the 1008 still goes out."""
     client = await open_client(None, url=sim.url)
     await client.send(type="é" * 80)
     code, reason = await client.closed()

@@ -49,13 +49,12 @@ async def test_the_worked_example_serves_a_real_client() -> None:
 
 async def test_an_operation_the_dialect_lacks_names_it() -> None:
     dialect = _example()["LinesDialect"]
-    async with Simulator(dialect=dialect) as sim:
-        async with connect(sim.url, proxy=None) as ws:
-            await ws.recv()
-            await ws.send("LOGIN bob")
-            await ws.recv()
-            with pytest.raises(ControlError, match="the lines dialect has no server-requested"):
-                sim.request_reconnect("bob")
+    async with Simulator(dialect=dialect) as sim, connect(sim.url, proxy=None) as ws:
+        await ws.recv()
+        await ws.send("LOGIN bob")
+        await ws.recv()
+        with pytest.raises(ControlError, match="the lines dialect has no server-requested"):
+            sim.request_reconnect("bob")
 
 
 def test_unknown_dialect_and_option_are_sentences() -> None:

@@ -682,6 +682,7 @@ class RingCentralDialect(Dialect):
             self._grants = {k: g for k, g in self._grants.items() if g.expires_at > now}
             self._grants_prune_at = max(256, 2 * len(self._grants))
         wsat = secrets.token_urlsafe(32)
+        self.core.transcript.add_secret(wsat)  # masked wherever the transcript shows it
         expires_in = self.options["expires_in"]
         self._grants[wsat] = _Grant(token, self.core.clock.now() + expires_in)
         body = {"uri": uri, "ws_access_token": wsat, "expires_in": wire.number(expires_in)}
