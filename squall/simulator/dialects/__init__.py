@@ -10,7 +10,21 @@ from __future__ import annotations
 import importlib
 from importlib.metadata import entry_points
 
-from ..seam import Dialect
+from ..seam import CloseReason, Dialect
+
+#: Each close reason as RFC 6455's code for it: what a dialect over plain WebSocket closes
+#: with unless its service says otherwise (the reference, Mixer and RingCentral dialects).
+RFC6455_CLOSE_CODES: dict[CloseReason, int] = {
+    CloseReason.NORMAL: 1000,
+    CloseReason.GOING_AWAY: 1001,
+    CloseReason.POLICY: 1008,
+    CloseReason.AUTH_FAILED: 1008,
+    CloseReason.SERVICE_RESTART: 1012,
+    CloseReason.BAD_FRAME: 1007,
+    CloseReason.UNSUPPORTED_DATA: 1003,
+    CloseReason.TOO_BIG: 1009,
+    CloseReason.INTERNAL_ERROR: 1011,
+}
 
 #: name -> "module:Class", imported on first use so one dialect's imports cost nothing to others
 BUILTIN: dict[str, str] = {

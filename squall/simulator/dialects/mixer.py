@@ -29,14 +29,6 @@ from urllib.parse import parse_qs, urlsplit
 
 from squall.protocol import mixer as wire
 from squall.protocol.errors import (
-    CLOSE_BAD_PAYLOAD,
-    CLOSE_GOING_AWAY,
-    CLOSE_INTERNAL_ERROR,
-    CLOSE_NORMAL,
-    CLOSE_POLICY,
-    CLOSE_SERVICE_RESTART,
-    CLOSE_TOO_BIG,
-    CLOSE_UNSUPPORTED_DATA,
     InvalidMessage,
     MalformedFrame,
     UnknownMessageType,
@@ -48,20 +40,11 @@ from .. import ops
 from ..auth import make_guest_jwt
 from ..core import WILDCARD
 from ..seam import CloseReason, Closing, Dialect, Frame, Handshake, Inbound, WireSession
+from . import RFC6455_CLOSE_CODES
 
 #: The SDK ignores close codes (``handleClose``, ``Socket.js:135``): every server close
 #: reconnects unless the SDK itself is closing. These are for people and other clients.
-CLOSE_CODES: dict[CloseReason, int] = {
-    CloseReason.NORMAL: CLOSE_NORMAL,
-    CloseReason.GOING_AWAY: CLOSE_GOING_AWAY,
-    CloseReason.POLICY: CLOSE_POLICY,
-    CloseReason.AUTH_FAILED: CLOSE_POLICY,
-    CloseReason.SERVICE_RESTART: CLOSE_SERVICE_RESTART,
-    CloseReason.BAD_FRAME: CLOSE_BAD_PAYLOAD,
-    CloseReason.UNSUPPORTED_DATA: CLOSE_UNSUPPORTED_DATA,
-    CloseReason.TOO_BIG: CLOSE_TOO_BIG,
-    CloseReason.INTERNAL_ERROR: CLOSE_INTERNAL_ERROR,
-}
+CLOSE_CODES: dict[CloseReason, int] = RFC6455_CLOSE_CODES
 
 #: Core auth failure reason -> the reply error. ``UNOTFOUND`` and ``UACCESS`` are the SDK's
 #: ``StringError``s; a reason not listed (a scripted one) is ``4006``, the auth server error

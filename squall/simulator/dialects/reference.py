@@ -17,14 +17,6 @@ from pydantic_core import to_json
 from squall.protocol import codec
 from squall.protocol import messages as m
 from squall.protocol.errors import (
-    CLOSE_BAD_PAYLOAD,
-    CLOSE_GOING_AWAY,
-    CLOSE_INTERNAL_ERROR,
-    CLOSE_NORMAL,
-    CLOSE_POLICY,
-    CLOSE_SERVICE_RESTART,
-    CLOSE_TOO_BIG,
-    CLOSE_UNSUPPORTED_DATA,
     MalformedFrame,
     ProtocolError,
 )
@@ -33,18 +25,9 @@ from .. import events as ev
 from .. import ops
 from ..seam import CloseReason, Closing, Dialect, Frame, Handshake, Inbound
 from ..transcript import REDACTED, redact, redact_text
+from . import RFC6455_CLOSE_CODES
 
-CLOSE_CODES: dict[CloseReason, int] = {
-    CloseReason.NORMAL: CLOSE_NORMAL,
-    CloseReason.GOING_AWAY: CLOSE_GOING_AWAY,
-    CloseReason.POLICY: CLOSE_POLICY,
-    CloseReason.AUTH_FAILED: CLOSE_POLICY,
-    CloseReason.SERVICE_RESTART: CLOSE_SERVICE_RESTART,
-    CloseReason.BAD_FRAME: CLOSE_BAD_PAYLOAD,
-    CloseReason.UNSUPPORTED_DATA: CLOSE_UNSUPPORTED_DATA,
-    CloseReason.TOO_BIG: CLOSE_TOO_BIG,
-    CloseReason.INTERNAL_ERROR: CLOSE_INTERNAL_ERROR,
-}
+CLOSE_CODES: dict[CloseReason, int] = RFC6455_CLOSE_CODES
 
 
 def _dumps(obj: Any) -> str:

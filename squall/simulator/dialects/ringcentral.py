@@ -36,14 +36,6 @@ from aiohttp import web
 
 from squall.protocol import ringcentral as wire
 from squall.protocol.errors import (
-    CLOSE_BAD_PAYLOAD,
-    CLOSE_GOING_AWAY,
-    CLOSE_INTERNAL_ERROR,
-    CLOSE_NORMAL,
-    CLOSE_POLICY,
-    CLOSE_SERVICE_RESTART,
-    CLOSE_TOO_BIG,
-    CLOSE_UNSUPPORTED_DATA,
     InvalidMessage,
     MalformedFrame,
     UnknownMessageType,
@@ -56,23 +48,14 @@ from ..auth import AuthRejected, Principal
 from ..core import Session, SessionState
 from ..seam import CloseReason, Closing, Dialect, Frame, Handshake, Inbound, Route, WireSession
 from ..transcript import REDACTED, redact_text, redact_url
+from . import RFC6455_CLOSE_CODES
 
 WSTOKEN = "/restapi/oauth/wstoken"
 SUBSCRIPTION = "/restapi/v1.0/subscription"
 
 #: The SDK reads no close code (no ``close`` listener but ``debugMode``'s, ``utils.js:188``):
 #: any close makes ``check`` reconnect (``index.js:123``). These are for people and raw clients.
-CLOSE_CODES: dict[CloseReason, int] = {
-    CloseReason.NORMAL: CLOSE_NORMAL,
-    CloseReason.GOING_AWAY: CLOSE_GOING_AWAY,
-    CloseReason.POLICY: CLOSE_POLICY,
-    CloseReason.AUTH_FAILED: CLOSE_POLICY,
-    CloseReason.SERVICE_RESTART: CLOSE_SERVICE_RESTART,
-    CloseReason.BAD_FRAME: CLOSE_BAD_PAYLOAD,
-    CloseReason.UNSUPPORTED_DATA: CLOSE_UNSUPPORTED_DATA,
-    CloseReason.TOO_BIG: CLOSE_TOO_BIG,
-    CloseReason.INTERNAL_ERROR: CLOSE_INTERNAL_ERROR,
-}
+CLOSE_CODES: dict[CloseReason, int] = RFC6455_CLOSE_CODES
 
 #: the ``Error`` frame sent before a close, when the close is the client's fault or ours
 CLOSE_ERRORS: dict[CloseReason, tuple[int, str]] = {
