@@ -607,6 +607,8 @@ def test_the_whole_scenario_set_writes_no_secret(
     assert problems == [] and loaded
     items, known = [], {DEFAULT_JWT_SECRET}
     for item in loaded:
+        if "reference" not in item.scenario.dialects:
+            continue  # a scenario of another dialect does not run against the reference client
         rewritten, tokens = with_secret_tokens(item)
         items.append(rewritten)
         known |= tokens
