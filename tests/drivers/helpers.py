@@ -16,6 +16,18 @@ from typing import Any
 
 DRIVERS = Path(__file__).resolve().parents[2] / "drivers"
 TIMESCALE_JS = DRIVERS / "common" / "timescale.js"
+#: what both SDK drivers announce in driver_ready
+COMMANDS = {
+    "configure",
+    "connect",
+    "disconnect",
+    "reconnect",
+    "subscribe",
+    "unsubscribe",
+    "call",
+    "status",
+    "quit",
+}
 
 
 def npm_ci(folder: Path, marker: str) -> Path:

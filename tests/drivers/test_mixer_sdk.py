@@ -9,22 +9,11 @@ from typing import Any
 import pytest
 from websockets.asyncio.server import ServerConnection, serve
 
-from .helpers import DRIVERS, NodeDriver, npm_ci
+from .helpers import COMMANDS, DRIVERS, NodeDriver, npm_ci
 
 MIXER = DRIVERS / "mixer-sdk"
 GOOD_KEY = "good-authkey-1234"
 TIMESCALE = 0.1  # the SDK's 5 s welcome timeout is 0.5 s real: enough for a loaded machine
-COMMANDS = {
-    "configure",
-    "connect",
-    "disconnect",
-    "reconnect",
-    "subscribe",
-    "unsubscribe",
-    "call",
-    "status",
-    "quit",
-}
 
 
 @pytest.fixture(scope="session")

@@ -13,7 +13,7 @@ import pytest
 from aiohttp import web
 from websockets.asyncio.server import ServerConnection, serve
 
-from .helpers import DRIVERS, NodeDriver, npm_ci
+from .helpers import COMMANDS, DRIVERS, NodeDriver, npm_ci
 
 RINGCENTRAL = DRIVERS / "ringcentral-sdk"
 ACCESS_TOKEN = "access-token-good-0001"
@@ -21,17 +21,6 @@ REFUSED_BY_GATEWAY = "access-token-revoked-02"  # wstoken works, the WebSocket a
 WS_TOKEN = "WSAT-good-0001"
 WSC_TOKEN = "WSC-secret-token-77"
 TIMESCALE = 0.1
-COMMANDS = {
-    "configure",
-    "connect",
-    "disconnect",
-    "reconnect",
-    "subscribe",
-    "unsubscribe",
-    "call",
-    "status",
-    "quit",
-}
 
 
 @pytest.fixture(scope="session")
