@@ -253,8 +253,9 @@ class SimulatorCore:
         """One frame from the client."""
         if conn.closed:
             return
-        if not self._take_token(conn):
-            self._record_in(conn, None, None, data)
+        now = self.clock.now()  # one clock read for the rate bucket and the record
+        if not self._take_token(conn, now):
+            self._record_in(conn, None, None, data, now)
             self.close(
                 conn, CloseReason.POLICY, f"rate limit exceeded ({self.config.rate_limit:g}/s)"
             )
@@ -262,7 +263,7 @@ class SimulatorCore:
         inbound = conn.wire.receive(data)
         items = inbound.items
         name = snake_name(items[0]) if len(items) == 1 else ",".join(map(snake_name, items))
-        self._record_in(conn, inbound.type, name or None, inbound.shown or data)
+        self._record_in(conn, inbound.type, name or None, inbound.shown or data, now)
         for frame in inbound.frames:
             self._write(conn, frame, "local")
         handlers = self._handlers
@@ -325,10 +326,16 @@ class SimulatorCore:
         return self._write(conn, Frame("raw", data), "raw")
 
     def _record_in(
-        self, conn: Connection, wire_type: str | None, op: str | None, data: str | bytes
+        self,
+        conn: Connection,
+        wire_type: str | None,
+        op: str | None,
+        data: str | bytes,
+        at: float | None = None,
     ) -> None:
+        session = conn.session
         self.transcript.frame(
-            "in", conn.sid, conn.session.id if conn.session else None, wire_type, op, data
+            "in", conn.sid, session.id if session else None, wire_type, op, data, at=at
         )
 
     def close(self, conn: Connection, reason: CloseReason, detail: str) -> None:
@@ -351,8 +358,7 @@ class SimulatorCore:
         )
         conn.link.close(code, reason)
 
-    def _take_token(self, conn: Connection) -> bool:
-        now = self.clock.now()
+    def _take_token(self, conn: Connection, now: float) -> bool:
         cfg = self.config
         conn.tokens = min(cfg.rate_burst, conn.tokens + (now - conn.tokens_at) * cfg.rate_limit)
         conn.tokens_at = now

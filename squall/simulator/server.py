@@ -48,31 +48,78 @@ def close_reason(reason: str, limit: int = 123) -> str:
     return data[:limit].decode("utf-8", "ignore")
 
 
+class WriteBatch:
+    """Links with frames waiting for the socket, written out once per event-loop turn.
+
+    The core hands a link its frames synchronously, and they are encoded at once through
+    websockets' sans-I/O protocol (what ``broadcast()`` does, without its per-call setup),
+    so the core stays free of awaits and frames stay in order. The bytes reach the socket at
+    the end of the turn: the answers to frames that arrived together (pipelined calls) go
+    out in one ``send`` system call instead of one each, and a fan-out schedules one
+    callback, not one per subscriber. Anything websockets writes itself meanwhile (a pong,
+    a close frame) takes the pending bytes first, so the order on the wire holds.
+    """
+
+    __slots__ = ("_links", "_loop")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self._links: list[WebSocketLink] = []
+
+    def add(self, link: WebSocketLink) -> None:
+        if not self._links:
+            self._loop.call_soon(self.flush)
+        self._links.append(link)
+
+    def flush(self) -> None:
+        links, self._links = self._links, []
+        for link in links:
+            link.flush()
+
+
 class WebSocketLink:
     """A :class:`~squall.simulator.core.Link` over a websockets server connection."""
 
-    __slots__ = ("_tasks", "id", "ws")
+    __slots__ = ("_batch", "_pending", "_tasks", "id", "ws")
 
-    def __init__(self, ws: ServerConnection, link_id: str, tasks: set[asyncio.Task[Any]]) -> None:
+    def __init__(
+        self,
+        ws: ServerConnection,
+        link_id: str,
+        tasks: set[asyncio.Task[Any]],
+        batch: WriteBatch | None = None,
+    ) -> None:
         self.ws = ws
         self.id = link_id
         self._tasks = tasks
+        self._batch = batch or WriteBatch(ws.loop)
+        self._pending = False
 
     def send(self, data: str | bytes) -> bool:
-        if self.ws.protocol.state is not State.OPEN or self.ws.transport.is_closing():
+        ws = self.ws
+        if ws.protocol.state is not State.OPEN or ws.transport.is_closing():
             return False
-        # Written synchronously through websockets' sans-I/O protocol (what broadcast() does,
-        # without its per-call setup): the core stays free of awaits and frames stay in order.
-        protocol = self.ws.protocol
         if isinstance(data, str):
-            protocol.send_text(data.encode())
+            ws.protocol.send_text(data.encode())
         else:
-            protocol.send_binary(data)
-        transport = self.ws.transport
-        for chunk in protocol.data_to_send():
-            if chunk:
-                transport.write(chunk)
+            ws.protocol.send_binary(data)
+        if not self._pending:
+            self._pending = True
+            self._batch.add(self)
         return True
+
+    def flush(self) -> None:
+        """Write what the protocol holds, as websockets' own ``send_data`` does."""
+        self._pending = False
+        chunks = self.ws.protocol.data_to_send()
+        transport = self.ws.transport
+        if not chunks or transport.is_closing():
+            return
+        data = b"".join(chunks)
+        if data:
+            transport.write(data)
+        if not chunks[-1] and transport.can_write_eof():  # b"" asks for a half-close
+            transport.write_eof()
 
     def close(self, code: int, reason: str) -> None:
         task = asyncio.ensure_future(self.ws.close(code, close_reason(reason)))
@@ -188,6 +235,7 @@ class Simulator(Control):
         self.control_url: str | None = None
         self._http: Any = None
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._batch: WriteBatch | None = None
         self._refusals: list[int] = []
 
     def _now(self) -> float:
@@ -287,7 +335,9 @@ class Simulator(Control):
 
     async def _handler(self, ws: ServerConnection) -> None:
         core = self.core
-        link = WebSocketLink(ws, core.new_connection_id(), self._tasks)
+        if self._batch is None:
+            self._batch = WriteBatch(asyncio.get_running_loop())
+        link = WebSocketLink(ws, core.new_connection_id(), self._tasks, self._batch)
         request = ws.request
         handshake = Handshake(
             path=request.path if request else "/",

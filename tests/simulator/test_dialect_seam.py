@@ -63,3 +63,14 @@ def test_unknown_dialect_and_option_are_sentences() -> None:
     with pytest.raises(ValueError, match="unknown reference dialect options"):
         Simulator(dialect="reference", dialect_options={"colour": "red"})
     assert names()[:3] == ["reference", "mixer", "ringcentral"]
+
+
+def test_every_reference_client_message_maps_to_an_operation() -> None:
+    """The reference dialect dispatches on the decoded class: the table covers the union."""
+    import typing
+
+    from squall.protocol.messages import ClientMessage
+    from squall.simulator.dialects.reference import _TO_OP
+
+    union = typing.get_args(ClientMessage)[0]
+    assert set(typing.get_args(union)) == set(_TO_OP)
