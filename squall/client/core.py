@@ -164,7 +164,7 @@ class ClientCore:
         self._next_id = 0
         self._ping_id = 0
         self._backoff: Iterator[float] | None = None
-        self._auth_failed: AuthFailed | None = None
+        self._auth_failed: ClientError | None = None  # the final error a refusal set
         self._presented_recovery = False
         self._last_seq = 0
         self._outstanding_ping: int | None = None
@@ -473,11 +473,20 @@ class ClientCore:
             )
 
     def socket_closed(
-        self, conn: int, code: int | None, reason: str, now: float, *, fatal: bool = False
+        self,
+        conn: int,
+        code: int | None,
+        reason: str,
+        now: float,
+        *,
+        fatal: bool = False,
+        error: ClientError | None = None,
     ) -> None:
         """Socket ``conn`` ended or could not be opened (``code`` None: no close frame).
 
-        ``fatal`` marks a refusal retrying cannot fix (an HTTP 401/403 handshake answer).
+        ``fatal`` marks a refusal retrying cannot fix (an HTTP 401/403 handshake answer, a
+        certificate that fails verification); ``error`` is then the error the client closes
+        with (default: ``AuthFailed("forbidden")``).
         """
         if conn != self.conn or self.phase is Phase.NONE:
             return
@@ -486,7 +495,7 @@ class ClientCore:
             self._closed(code, reason)
             return
         if fatal and self._auth_failed is None:
-            self._auth_failed = AuthFailed("forbidden", reason)
+            self._auth_failed = error or AuthFailed("forbidden", reason)
         self._lost(code, reason, now)
 
     def receive_frame(self, conn: int, text: str | bytes, now: float) -> None:

@@ -386,6 +386,11 @@ def _topics(args: dict[str, Any]) -> list[str]:
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    return build_parser().parse_args(argv)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The driver's flags; ``squall run --help`` lists them for ``--client 'reference ...'``."""
     parser = argparse.ArgumentParser(
         prog="python -m squall.client.driver",
         description="Run the squall reference client behind the JSON-lines driver protocol.",
@@ -395,6 +400,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--seed", type=int, default=None, help="seed for backoff jitter")
     parser.add_argument("--debug", action="store_true", help="log every frame to stderr")
+    parser.add_argument(
+        "--ca-file",
+        default=None,
+        metavar="PEM",
+        help="CA certificates that wss:// servers must chain to (default: the system's); "
+        "the policy key ca_file in configure does the same. Verification cannot be turned off",
+    )
     parser.add_argument(
         "--dialect",
         default="reference",
@@ -406,7 +418,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--retry-auth-failure", action="store_true", help="reconnect after auth_failed"
     )
     broken.add_argument("--no-recover", action="store_true", help="never present a recovery token")
-    return parser.parse_args(argv)
+    return parser
 
 
 def overrides_from(ns: argparse.Namespace) -> dict[str, Any]:
@@ -419,6 +431,8 @@ def overrides_from(ns: argparse.Namespace) -> dict[str, Any]:
         out["recover"] = False
     if ns.debug:
         out["debug"] = True
+    if ns.ca_file:
+        out["ca_file"] = ns.ca_file
     return out
 
 

@@ -27,6 +27,8 @@ recover                     True      RingCentral ``autoRecover``
 resubscribe                 True      RingCentral re-creates subscriptions after a failed recovery
 auth_via                    "query"   ``?token=``; also "header" or "frame" (§2)
 debug                       False     RingCentral ``debugMode``: every frame in and out logged
+ca_file                     None      the CA (PEM) that ``wss://`` certificates must chain to;
+                                      None: the system's trust store. Verification is never off
 ==========================  ========  ============================================================
 """
 
@@ -66,6 +68,7 @@ class Policy:
     auth_via: Literal["query", "header", "frame"] = "query"
     permanent_id: str | None = None
     debug: bool = False
+    ca_file: str | None = None
 
     def __post_init__(self) -> None:
         problems = []
@@ -90,6 +93,8 @@ class Policy:
         for name in ("drain_answer_within", "drain_deadline", "drain_close_grace", "call_timeout"):
             if getattr(self, name) < 0:
                 problems.append(f"{name} must be >= 0, got {getattr(self, name)!r}")
+        if self.ca_file is not None and not (isinstance(self.ca_file, str) and self.ca_file):
+            problems.append(f"ca_file must be the path of a PEM file, got {self.ca_file!r}")
         if self.auth_via not in ("query", "header", "frame"):
             problems.append(f"auth_via must be query, header or frame, got {self.auth_via!r}")
         if problems:

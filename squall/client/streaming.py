@@ -13,6 +13,14 @@ The driver is deliberately thin: it opens the sockets the core asks for (the
 websockets asyncio client, with its own keepalive off since the protocol has
 one, §3), feeds every frame, close and timer back with ``clock.now()``, and
 carries out the core's actions. All decisions live in the core.
+
+TLS: a ``wss://`` URL is always verified, against the policy's ``ca_file`` if one is set,
+otherwise against the system's trust store. There is no switch to turn verification off.
+A certificate that fails verification is final (retrying cannot fix it): an ``error``
+event ``{"kind": "tls", "url", "message"}`` names the URL and the reason, and ``connect()``
+raises :class:`~squall.client.errors.ConnectionFailed` with the same sentence. Other TLS
+failures (a reset mid-handshake, a server that does not speak TLS) are retried like any
+failed connect, with the reason in ``connect_failed``.
 """
 
 from __future__ import annotations
@@ -20,8 +28,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import ssl
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import urlsplit
 
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.asyncio.connection import broadcast
@@ -42,7 +52,7 @@ from .actions import (
 )
 from .core import ClientCore
 from .emitter import Emitter, Handler
-from .errors import ClientClosed
+from .errors import ClientClosed, ConnectionFailed
 from .policy import Policy
 from .states import Status
 from .wire import ClientWire, Opening, PreludeFailed, client_wire
@@ -113,6 +123,12 @@ class StreamingClient:
             wire=client_wire(dialect) if isinstance(dialect, str) else dialect,
         )
         self.events = Emitter()
+        # Built here, not at connect: loading a trust store takes a while (the system's, ~0.1 s)
+        # and must not eat into the open timer.
+        secure = any(urlsplit(url).scheme.lower() == "wss" for url in urls)
+        self._tls: ssl.SSLContext | None = (
+            tls_context(self.policy.ca_file) if self.policy.ca_file or secure else None
+        )
         self._sockets: dict[int, ClientConnection] = {}
         self._tasks: dict[int, asyncio.Task[None]] = {}
         self._timers: dict[str, Timer] = {}
@@ -369,20 +385,32 @@ class StreamingClient:
         conn = action.conn
         core = self.core
         try:
-            opening = await core.wire.prelude(Opening(action.url, dict(action.headers)), core.token)
+            opening = await core.wire.prelude(
+                Opening(action.url, dict(action.headers), tls=self._tls), core.token
+            )
         except PreludeFailed as exc:
             for answer in exc.answers:  # e.g. the auth_failed a 401 means
                 core.receive_message(conn, answer, self.clock.now())
-            core.socket_closed(conn, None, str(exc), self.clock.now(), fatal=exc.final)
+            if isinstance(exc.__cause__, ssl.SSLCertVerificationError):
+                self._emit(
+                    "error", {"kind": "tls", "url": redact_query(action.url), "message": str(exc)}
+                )
+            error = ConnectionFailed(str(exc), core.attempt) if exc.final else None
+            core.socket_closed(conn, None, str(exc), self.clock.now(), fatal=exc.final, error=error)
             self._pump()
             return
         except asyncio.CancelledError:
             core.socket_closed(conn, None, "connect cancelled", self.clock.now())
             self._pump()
             return
+        url = opening.url
+        secure = urlsplit(url).scheme.lower() == "wss"
+        if secure and self._tls is None:
+            self._tls = tls_context(None)
         try:
             ws = await connect(
-                opening.url,
+                url,
+                ssl=self._tls if secure else None,
                 additional_headers=opening.headers or None,
                 ping_interval=None,  # the protocol's own keepalive (§3)
                 compression=None,  # frames stay readable to frame-aware faults
@@ -406,7 +434,21 @@ class StreamingClient:
             )
             self._pump()
             return
-        except Exception as exc:  # refused, reset, DNS, TLS...: each is a retry
+        except ssl.SSLCertVerificationError as exc:  # final: a retry meets the same cert
+            message = f"TLS certificate verification failed for {redact_query(url)}: " + (
+                exc.verify_message or exc.reason or str(exc)
+            )
+            self._emit("error", {"kind": "tls", "url": redact_query(url), "message": message})
+            error = ConnectionFailed(message, core.attempt)
+            core.socket_closed(conn, None, message, self.clock.now(), fatal=True, error=error)
+            self._pump()
+            return
+        except ssl.SSLError as exc:  # cut mid-handshake, or not TLS: a retry may work
+            reason = f"connect failed: TLS handshake with {redact_query(url)} failed: {exc}"
+            core.socket_closed(conn, None, reason, self.clock.now())
+            self._pump()
+            return
+        except Exception as exc:  # refused, reset, DNS...: each is a retry
             core.socket_closed(conn, None, f"connect failed: {exc}", self.clock.now())
             self._pump()
             return
@@ -438,6 +480,25 @@ class StreamingClient:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.disconnect()
+
+
+def tls_context(ca_file: str | None) -> ssl.SSLContext:
+    """A verifying client context: ``ca_file``'s CAs, or the system's (None). A file that
+    cannot be read is a ValueError naming it, raised when the client is built."""
+    try:
+        return ssl.create_default_context(cafile=ca_file)
+    except FileNotFoundError:
+        raise ValueError(f"ca_file {ca_file!r}: no such file") from None
+    except (ssl.SSLError, OSError) as exc:
+        raise ValueError(
+            f"ca_file {ca_file!r}: not a PEM file of CA certificates ({exc})"
+        ) from None
+
+
+def redact_query(url: str) -> str:
+    """``url`` without its query: a ``?token=`` must not ride along in an error message."""
+    parts = urlsplit(url)
+    return parts._replace(query="", fragment="").geturl()
 
 
 def on_event(client: StreamingClient, event: str) -> Callable[[Handler], Handler]:

@@ -12,6 +12,7 @@ asyncio driver, since the core does no I/O.
 
 from __future__ import annotations
 
+import ssl
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -28,6 +29,9 @@ class Opening:
     url: str
     headers: dict[str, str] = field(default_factory=dict)
     auth_frame: bool = False
+    #: The client's verifying context for an https:// prelude (its ``ca_file``); None: the
+    #: system's trust store. Never a context that does not verify.
+    tls: ssl.SSLContext | None = None
 
 
 @dataclass(frozen=True)
@@ -44,7 +48,8 @@ class Outgoing:
 
 
 class PreludeFailed(Exception):
-    """The step before the socket failed; ``final`` when retrying cannot help (HTTP 401).
+    """The step before the socket failed; ``final`` when retrying cannot help (HTTP 401, a
+    certificate that fails verification: raised ``from`` the ``ssl.SSLCertVerificationError``).
 
     ``answers`` are reference messages the wire gives in the server's place before the
     failure is reported (an ``auth_failed`` for a 401, so the application hears why).

@@ -40,6 +40,8 @@ from ruamel.yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 from ruamel.yaml.scalarbool import ScalarBoolean
 from ruamel.yaml.scanner import RoundTripScanner
 
+from squall.simulator.control import did_you_mean
+
 from .models import STEP_MODELS, Scenario, scenario_json_schema
 
 SUFFIXES = (".yaml", ".yml")
@@ -224,8 +226,7 @@ def _message(err: dict[str, Any], loc: Sequence[Any], value: Any) -> str:
     if kind == "extra_forbidden":
         allowed = [k for k in expected_keys(loc) if k != "$schema"]
         bad = str(loc[-1])
-        close = difflib.get_close_matches(bad, allowed, n=1)
-        hint = f"did you mean {close[0]!r}? " if close else ""
+        hint = did_you_mean(bad, allowed)  # the control plane's: by spelling, else by alias
         return f"unknown key {bad!r} ({hint}expected one of: {', '.join(allowed)})"
     if kind == "unknown_step":
         if isinstance(value, dict) and value:

@@ -19,6 +19,10 @@ Rules:
 4. A frame toxic only acts on connections that start while it exists: a live
    connection's byte position cannot be trusted to be a frame boundary.
 5. Compressed frames (permessage-deflate, RSV1) never match a ``match`` pattern.
+6. TLS (``wss://`` through the proxy, which passes it end to end, as Toxiproxy does) cannot
+   be seen into: a stream that opens with a TLS handshake record passes through untouched
+   and a ``tls.opaque`` event says so once per connection and direction. Bytes are never
+   held waiting for an HTTP head that will not come.
 """
 
 from __future__ import annotations
@@ -37,6 +41,11 @@ from .toxics import Chunk, Stub, Toxic, register
 UPSTREAM = 0
 MAX_HANDSHAKE = 64 * 1024
 MAX_COPIES = 1000  # ws_duplicate: more copies of a frame than this would only flood the peer
+TLS_HANDSHAKE_RECORD = 0x16  # content type 22, then the major version 3 (RFC 8446 §5.1)
+TLS_OPAQUE = (
+    "{toxic} cannot see WebSocket frames inside TLS: this connection's bytes pass through "
+    "unchanged (point the proxy at a plain ws:// listener to use frame toxics)"
+)
 DATA_OPCODES = {Opcode.TEXT, Opcode.BINARY, Opcode.CONT}
 OPCODE_NAMES = {
     "text": {Opcode.TEXT},
@@ -65,7 +74,8 @@ class FrameState:
 
     def __init__(self, direction: int) -> None:
         self.mask = direction == UPSTREAM
-        self.phase = "handshake"
+        self.phase = "handshake"  # then "frames", "passthrough" or "tls" (also a passthrough)
+        self.tls_reported = False
         self.head = bytearray()
         self.reader = StreamReader()
         self.pending = bytearray()
@@ -76,11 +86,22 @@ class FrameState:
 
     def feed(self, data: bytes) -> list[tuple[bytes, Frame | None]]:
         """Split bytes into (raw, frame) items; ``frame`` is None for non-frame bytes."""
-        if self.phase == "passthrough":
+        if self.phase in ("passthrough", "tls"):
             return [(data, None)] if data else []
         out: list[tuple[bytes, Frame | None]] = []
         if self.phase == "handshake":
             self.head += data
+            expected = b"GET " if self.mask else b"HTTP/1.1 101"
+            if self.head[:1] == bytes([TLS_HANDSHAKE_RECORD]):
+                if len(self.head) < 2:
+                    return out  # one byte so far: the next says whether it is TLS
+                self.phase = "tls" if self.head[1] == 3 else "passthrough"
+            elif not self.head.startswith(expected[: len(self.head)]):
+                self.phase = "passthrough"  # not an upgrade: nothing to wait for
+            if self.phase != "handshake":
+                out.append((bytes(self.head), None))
+                self.head.clear()
+                return out
             end = self.head.find(b"\r\n\r\n")
             if end < 0:
                 if len(self.head) > MAX_HANDSHAKE:
@@ -91,7 +112,6 @@ class FrameState:
             handshake, rest = bytes(self.head[: end + 4]), bytes(self.head[end + 4 :])
             self.head.clear()
             out.append((handshake, None))
-            expected = b"GET " if self.mask else b"HTTP/1.1 101"
             if not handshake.startswith(expected):
                 self.phase = "passthrough"
                 if rest:
@@ -193,6 +213,9 @@ class FrameToxic(Toxic):
                 stub.close()
                 return
             items = st.feed(c.data)
+            if st.phase == "tls" and not st.tls_reported:
+                st.tls_reported = True
+                stub.event("tls.opaque", message=TLS_OPAQUE.format(toxic=self.type))
             stub.held.extend(Chunk(raw, c.ts) for raw, _ in items)
             for raw, frame in items:
                 if frame is not None and frame.opcode == Opcode.CLOSE:

@@ -4,6 +4,7 @@ from .auth import AuthPolicy, make_guest_jwt
 from .control import OPERATIONS, Control, ControlError
 from .core import Config, SimulatorCore
 from .server import Simulator
+from .tls import LocalCA, TLSConfigError, local_ca, server_context
 from .transcript import Transcript
 
 __all__ = [
@@ -12,8 +13,12 @@ __all__ = [
     "Config",
     "Control",
     "ControlError",
+    "LocalCA",
     "Simulator",
     "SimulatorCore",
+    "TLSConfigError",
     "Transcript",
+    "local_ca",
     "make_guest_jwt",
+    "server_context",
 ]

@@ -14,6 +14,11 @@ Beyond pydantic's checks, every string anywhere in an argument must be
 encodable as UTF-8 (no lone surrogates: nothing could send it) and no value
 may nest deeper than :data:`MAX_DEPTH` lists and objects (the JSON encoders
 behind the dialects stop at a few hundred).
+
+The registry is also the API's description: :func:`arguments_schema` and
+:func:`result_schema` are pydantic's JSON Schemas of an operation's signature, and
+each :class:`OperationSpec` lists the errors the operation can answer with (beyond the
+400 every operation may give), from which ``http_api.py`` builds its OpenAPI document.
 """
 
 from __future__ import annotations
@@ -21,11 +26,22 @@ from __future__ import annotations
 import difflib
 import functools
 import inspect
-from collections.abc import Callable, Iterable, Sequence
+import typing
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal, TypeVar
 
-from pydantic import AfterValidator, ConfigDict, Field, ValidationError, validate_call
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    TypeAdapter,
+    ValidationError,
+    create_model,
+    validate_call,
+)
+from pydantic.json_schema import GenerateJsonSchema
 from websockets.frames import EXTERNAL_CLOSE_CODES
 
 from .core import Session, SessionState, SimulatorCore
@@ -43,12 +59,23 @@ MAX_BURST = 1_000_000_000
 F = TypeVar("F", bound=Callable[..., Any])
 
 
+#: The refusal of an operation that names a session (``session``) matching none.
+NO_SESSION = "no session matches `session` (a session id, connection sid or user name)"
+#: The refusal of an operation on a session that has no open connection now.
+NOT_CONNECTED = "the session has no open connection"
+
+
 @dataclass(frozen=True)
 class OperationSpec:
+    """One registered operation: what every face (Python, HTTP, scenario step) offers."""
+
     name: str
     method: Literal["GET", "POST"]
     doc: str
     params: tuple[str, ...] = field(default=())
+    #: HTTP status -> when it is the answer, beyond the 400 for arguments any call may get.
+    errors: Mapping[int, str] = field(default_factory=dict)
+    fn: Callable[..., Any] | None = field(default=None, compare=False, repr=False)
 
 
 OPERATIONS: dict[str, OperationSpec] = {}
@@ -162,16 +189,20 @@ def _problems(exc: ValidationError, params: Sequence[str]) -> list[str]:
     return out
 
 
-def operation(method: Literal["GET", "POST"] = "POST") -> Callable[[F], F]:
+def operation(
+    method: Literal["GET", "POST"] = "POST", *, errors: Mapping[int, str] | None = None
+) -> Callable[[F], F]:
     """Register a control operation and validate its arguments on every call.
 
     A refused call raises :class:`InvalidArguments` before the operation's body runs.
+    ``errors`` are the other :class:`ControlError` statuses the body may raise, each with
+    when (tests/simulator/test_openapi.py holds them to the body's source).
     """
 
     def wrap(fn: F) -> F:
         params = tuple(p for p in inspect.signature(fn).parameters if p != "self")
         OPERATIONS[fn.__name__] = OperationSpec(
-            fn.__name__, method, (fn.__doc__ or "").strip(), params
+            fn.__name__, method, (fn.__doc__ or "").strip(), params, dict(errors or {}), fn
         )
         validated = validate_call(config=ConfigDict(arbitrary_types_allowed=True))(fn)
 
@@ -190,6 +221,53 @@ def operation(method: Literal["GET", "POST"] = "POST") -> Callable[[F], F]:
         return call  # type: ignore[return-value]
 
     return wrap
+
+
+class _NoFieldTitles(GenerateJsonSchema):
+    """Pydantic's JSON Schema without the ``title`` it derives from each argument's name."""
+
+    def field_title_should_be_set(self, schema: Any) -> bool:
+        return False
+
+
+@functools.cache
+def arguments_model(name: str, exclude: frozenset[str] = frozenset()) -> type[BaseModel]:
+    """Operation ``name``'s keyword arguments (less ``exclude``) as a pydantic model, built
+    from the same signature ``validate_call`` checks calls against."""
+    spec = OPERATIONS[name]
+    assert spec.fn is not None
+    hints = typing.get_type_hints(spec.fn, include_extras=True)
+    signature = inspect.signature(spec.fn)
+    fields: dict[str, Any] = {}
+    for param in spec.params:
+        if param in exclude:
+            continue
+        default = signature.parameters[param].default
+        fields[param] = (
+            hints.get(param, Any),
+            ... if default is inspect.Parameter.empty else default,
+        )
+    return create_model(
+        f"{name}_arguments", __config__=ConfigDict(extra="forbid"), __doc__=spec.doc, **fields
+    )
+
+
+def arguments_schema(
+    name: str, exclude: Collection[str] = (), *, ref_template: str = "#/$defs/{model}"
+) -> dict[str, Any]:
+    """The JSON Schema (2020-12, as OpenAPI 3.1 uses) of the object of ``name``'s arguments."""
+    model = arguments_model(name, frozenset(exclude))
+    return model.model_json_schema(ref_template=ref_template, schema_generator=_NoFieldTitles)
+
+
+def result_schema(name: str, *, ref_template: str = "#/$defs/{model}") -> dict[str, Any]:
+    """The JSON Schema of what operation ``name`` returns (its return annotation)."""
+    spec = OPERATIONS[name]
+    assert spec.fn is not None
+    returns = typing.get_type_hints(spec.fn, include_extras=True).get("return", Any)
+    return TypeAdapter(returns).json_schema(
+        mode="serialization", ref_template=ref_template, schema_generator=_NoFieldTitles
+    )
 
 
 def _sendable_close_code(code: int) -> int:
@@ -233,7 +311,12 @@ class Control:
         self._record("publish", topic=topic)
         return self.core.publish(topic, payload)
 
-    @operation()
+    @operation(
+        errors={
+            404: NO_SESSION,
+            409: f"{NOT_CONNECTED}, or its dialect cannot ask a client to reconnect",
+        }
+    )
     def request_reconnect(
         self,
         session: str | None = None,
@@ -268,7 +351,7 @@ class Control:
                 raise ControlError(str(exc), status=409) from None
         return [t.id for t in targets]
 
-    @operation()
+    @operation(errors={404: NO_SESSION, 409: NOT_CONNECTED})
     def drop(
         self,
         session: str,
@@ -335,7 +418,7 @@ class Control:
         self._record("clear_rpc", method=method)
         self.core.rpc.clear(method)
 
-    @operation()
+    @operation(errors={404: NO_SESSION, 409: NOT_CONNECTED})
     def silence(self, session: str, silent: bool = True) -> None:
         """Stop (or resume) sending anything to a session, pongs included: a half-dead server."""
         target = self._session(session)
@@ -344,14 +427,14 @@ class Control:
         self._record("silence", session=target.id, silent=silent)
         target.connection.silenced = silent
 
-    @operation()
+    @operation(errors={404: NO_SESSION})
     def expire(self, session: str) -> None:
         """Forget a session now, so a recovery with its token fails (reason ``expired``)."""
         target = self._session(session)
         self._record("expire", session=target.id)
         self.core.expire(target)
 
-    @operation()
+    @operation(errors={404: NO_SESSION, 409: NOT_CONNECTED})
     def send(self, session: str, text: str) -> None:
         """Send a raw text frame to a session, well-formed or not: for testing clients' parsers."""
         target = self._session(session)

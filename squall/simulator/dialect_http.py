@@ -10,6 +10,7 @@ names the error, and the server keeps serving.
 from __future__ import annotations
 
 import logging
+import ssl
 from typing import Any
 
 from aiohttp import web
@@ -43,13 +44,14 @@ def _guarded(handler: Any) -> Any:
 
 
 async def start_dialect_http(
-    dialect: Dialect, host: str = "127.0.0.1"
+    dialect: Dialect, host: str = "127.0.0.1", *, tls: ssl.SSLContext | None = None
 ) -> tuple[web.AppRunner, str]:
-    """Serve a dialect's routes on a free port; returns the runner and the base URL."""
+    """Serve a dialect's routes on a free port (https with ``tls``); returns the runner and
+    the base URL."""
     runner = web.AppRunner(build_app(dialect), access_log=None)
     await runner.setup()
-    site = web.TCPSite(runner, host, 0)
+    site = web.TCPSite(runner, host, 0, ssl_context=tls)
     await site.start()
     bound = runner.addresses[0]
     shown = f"[{bound[0]}]" if ":" in bound[0] else bound[0]
-    return runner, f"http://{shown}:{bound[1]}"
+    return runner, f"{'https' if tls else 'http'}://{shown}:{bound[1]}"

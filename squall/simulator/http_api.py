@@ -1,6 +1,7 @@
 """The control plane over HTTP: one route per registered operation, same validation, same code.
 
 ``GET  /v1``                  the list of operations with their docs and parameters
+``GET  /v1/openapi.json``     the OpenAPI 3.1 document of all of this (``openapi.py``)
 ``GET  /v1/<op>?arg=value``   read operations (sessions, rooms, transcript)
 ``POST /v1/<op>``             JSON object body = keyword arguments
 
@@ -24,6 +25,7 @@ import ipaddress
 import json
 import logging
 import math
+import ssl
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -44,6 +46,9 @@ PYTHON_ONLY_ARGS = {"handler"}
 #: Largest request body: room for a ``send`` of a frame bigger than the default 1 MiB
 #: ``max_message_size`` even when every character is written as a ``\\uXXXX`` escape.
 MAX_BODY = 8 << 20
+
+#: Where the OpenAPI document is served (not an operation: the name is no identifier).
+OPENAPI_PATH = "/v1/openapi.json"
 
 log = logging.getLogger(__name__)
 
@@ -139,6 +144,17 @@ def build_app(control: Control, *, token: str | None = None) -> web.Application:
             }
         )
 
+    document: dict[str, Any] = {}
+
+    async def openapi(request: web.Request) -> web.Response:
+        if request.method != "GET":
+            return _error(405, f"{OPENAPI_PATH} takes GET, not {request.method}")
+        if not document:
+            from .openapi import openapi_document  # it imports this module's limits
+
+            document.update(openapi_document(control, auth=token is not None))
+        return web.json_response(document)
+
     async def call(request: web.Request) -> web.Response:
         name = request.match_info["op"]
         spec = OPERATIONS.get(name)
@@ -172,22 +188,29 @@ def build_app(control: Control, *, token: str | None = None) -> web.Application:
 
     app = web.Application(middlewares=[json_errors, auth_middleware], client_max_size=MAX_BODY)
     app.router.add_get("/v1", index)
+    app.router.add_route("*", OPENAPI_PATH, openapi)
     app.router.add_route("*", "/v1/{op}", call)
     return app
 
 
 async def start_http_api(
-    control: Control, *, host: str = "127.0.0.1", port: int = 0, token: str | None = None
+    control: Control,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    token: str | None = None,
+    tls: ssl.SSLContext | None = None,
 ) -> tuple[web.AppRunner, str]:
-    """Serve the control API; returns its runner (``await runner.cleanup()``) and URL."""
+    """Serve the control API (https with ``tls``); returns its runner
+    (``await runner.cleanup()``) and URL."""
     if token is None and not _is_loopback(host):
         raise ControlError(
             f"refusing to expose the control API on {host} without a bearer token (pass one)"
         )
     runner = web.AppRunner(build_app(control, token=token), access_log=None)
     await runner.setup()
-    site = web.TCPSite(runner, host, port)
+    site = web.TCPSite(runner, host, port, ssl_context=tls)
     await site.start()
     bound = runner.addresses[0]
     shown = f"[{bound[0]}]" if ":" in bound[0] else bound[0]
-    return runner, f"http://{shown}:{bound[1]}/v1"
+    return runner, f"{'https' if tls else 'http'}://{shown}:{bound[1]}/v1"

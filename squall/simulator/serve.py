@@ -1,11 +1,19 @@
-"""Run the simulator as a stand-in backend until interrupted, printing its URLs."""
+"""Run the simulator as a stand-in backend until interrupted, printing its URLs.
+
+With ``--tls`` it serves wss:// (and https:// for the HTTP faces) with a certificate for
+127.0.0.1, localhost and ::1 signed by a CA made at start; the CA's PEM file is printed
+(``ca-file``) for the SDK under test to trust, e.g. ``NODE_EXTRA_CA_CERTS=<path> node ...``.
+"""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 import signal
+import ssl
 import sys
+import tempfile
+from pathlib import Path
 
 from squall.clock import LoopClock
 from squall.secrets import Secrets
@@ -15,6 +23,7 @@ from .control import ControlError
 from .core import Config
 from .dialects import names as dialect_names
 from .server import Simulator
+from .tls import TLSConfigError, local_ca, server_context
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -24,10 +33,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=int,
         action="append",
         default=None,
-        help="WebSocket port (repeat for several endpoints; 0 = any free port)",
+        help="WebSocket port (repeat for several endpoints; 0 = any free port; "
+        "default: one endpoint on any free port)",
     )
     parser.add_argument("--control-host", default="127.0.0.1", help="HTTP control API bind address")
-    parser.add_argument("--control-port", type=int, default=0, help="HTTP control API port")
+    parser.add_argument(
+        "--control-port",
+        type=int,
+        default=0,
+        help="HTTP control API port (default 0: any free port; docs/control-api.md)",
+    )
     parser.add_argument(
         "--control-token",
         default=None,
@@ -39,7 +54,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=1.0,
         help="protocol seconds per real second divisor (0.01 = 100x faster)",
     )
-    parser.add_argument("--recovery-buffer-size", type=int, default=Config.recovery_buffer_size)
+    parser.add_argument(
+        "--recovery-buffer-size",
+        type=int,
+        default=Config.recovery_buffer_size,
+        metavar="N",
+        help="notifications kept per detached session for its recovery; older ones are "
+        f"dropped and reported lost (default {Config.recovery_buffer_size})",
+    )
     parser.add_argument(
         "--dialect",
         default="reference",
@@ -57,6 +79,26 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--transcript", default=None, help="write the transcript (JSON lines) here on exit"
+    )
+    tls = parser.add_argument_group("TLS (docs/client.md#tls)")
+    tls.add_argument(
+        "--tls",
+        action="store_true",
+        help="serve wss:// and https:// with a certificate from a CA made now (trustme); "
+        "prints the CA file to give the client (NODE_EXTRA_CA_CERTS, --ca-file)",
+    )
+    tls.add_argument(
+        "--tls-dir",
+        default=None,
+        metavar="DIR",
+        help="write the CA file (squall-ca.pem) here and keep it; default: a temporary "
+        "directory removed on exit",
+    )
+    tls.add_argument(
+        "--tls-cert", default=None, metavar="PEM", help="your own certificate (chain) instead"
+    )
+    tls.add_argument(
+        "--tls-key", default=None, metavar="PEM", help="its key (default: inside --tls-cert)"
     )
     limits = parser.add_argument_group("limits (docs/protocol.md §9)")
     limits.add_argument(
@@ -132,7 +174,25 @@ def _token(text: str) -> tuple[str, str]:
     return token, user
 
 
+def _tls(args: argparse.Namespace, scratch: str) -> tuple[ssl.SSLContext | None, Path | None]:
+    """The server context ``--tls``/``--tls-cert`` ask for, and the CA file made for it."""
+    if args.tls_key and not args.tls_cert:
+        raise TLSConfigError("--tls-key needs --tls-cert")
+    if args.tls_cert:
+        return server_context(args.tls_cert, args.tls_key), None
+    if not args.tls:
+        return None, None
+    made = local_ca(args.tls_dir or scratch)
+    return made.context, made.ca_file
+
+
 async def serve(args: argparse.Namespace) -> int:
+    with tempfile.TemporaryDirectory(prefix="squall-tls-") as scratch:
+        tls, ca_file = _tls(args, scratch)
+        return await _serve(args, tls, ca_file)
+
+
+async def _serve(args: argparse.Namespace, tls: ssl.SSLContext | None, ca_file: Path | None) -> int:
     config = Config(
         recovery_buffer_size=args.recovery_buffer_size, max_message_size=args.max_message_size
     )
@@ -146,6 +206,7 @@ async def serve(args: argparse.Namespace) -> int:
         open_timeout=args.open_timeout or None,
         fragment_timeout=args.fragment_timeout or None,
         transcript_max_records=args.transcript_max_records or None,
+        tls=tls,
     )
     # Every token it was given, and each recovery token it issues, is masked in the transcript.
     sim.core.transcript.secrets = Secrets(auth.tokens or ())
@@ -157,16 +218,20 @@ async def serve(args: argparse.Namespace) -> int:
         control_host=args.control_host,
         control_token=args.control_token,
     )
+    # Before the URLs are printed: whoever reads them may send SIGTERM at once.
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
     print(f"dialect    {sim.dialect.name}", flush=True)
     for url in sim.urls:
         print(f"websocket  {url}", flush=True)
     if sim.http_url:
         print(f"http       {sim.http_url}", flush=True)
     print(f"control    {sim.control_url}", flush=True)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
+    if ca_file is not None:
+        print(f"ca-file    {ca_file}", flush=True)
+        print(f"trust      NODE_EXTRA_CA_CERTS={ca_file} (node), --ca-file (squall)", flush=True)
     await stop.wait()
     await sim.stop()
     if args.transcript:
@@ -177,6 +242,7 @@ async def serve(args: argparse.Namespace) -> int:
 def run(args: argparse.Namespace) -> int:
     try:
         return asyncio.run(serve(args))
-    except (ControlError, OSError) as exc:  # a refused option or a port in use: one line
+    except (ControlError, OSError, TLSConfigError) as exc:  # a refused option, a port in use,
+        # a certificate that cannot be loaded: one line
         print(f"squall serve: {exc}", file=sys.stderr)
         return 2

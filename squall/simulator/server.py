@@ -6,6 +6,9 @@
         url = sim.url                       # ws://127.0.0.1:PORT/
         sim.publish("news", {"n": 1})       # the control plane, as Python
 
+    async with Simulator(tls=(cert, key)) as sim:  # or tls=ssl_context: sim.url is wss://
+        ...
+
 One core can listen on several ports (``await sim.listen()`` again), so
 failover tests have several endpoints that share sessions and topics.
 
@@ -14,6 +17,10 @@ server against stuck peers, whatever the clock. ``open_timeout`` bounds the open
 handshake (websockets drops the TCP connection); ``fragment_timeout`` bounds a fragmented
 message from its first frame to its last (closed with 1008). ``transcript_max_records``
 bounds the transcript (a ring; unbounded by default, bounded by ``squall serve``).
+
+TLS (``tls=``, squall/simulator/tls.py): one server context for every face. The WebSocket
+endpoints serve ``wss://``, the dialect's HTTP routes and the control API ``https://``;
+``open_timeout`` then also bounds the TLS handshake.
 """
 
 from __future__ import annotations
@@ -37,6 +44,8 @@ from .control import Control, ControlError, operation
 from .core import Config, SimulatorCore
 from .dialects import dialect_class
 from .seam import CloseReason, Dialect, Handshake
+from .tls import TLSOption
+from .tls import resolve as resolve_tls
 from .transcript import Transcript, redact_url
 
 
@@ -194,7 +203,8 @@ class Simulator(Control):
     through the control plane. ``dialect`` is a name (``mixer``) or a Dialect class.
 
     ``open_timeout`` and ``fragment_timeout`` (real seconds, None = no limit) and
-    ``transcript_max_records`` (None = unbounded) are the transport limits above."""
+    ``transcript_max_records`` (None = unbounded) are the transport limits above.
+    ``tls`` (an ``ssl.SSLContext`` or a (cert, key) pair of PEM paths) turns on wss/https."""
 
     def __init__(
         self,
@@ -208,6 +218,7 @@ class Simulator(Control):
         open_timeout: float | None = 10.0,
         fragment_timeout: float | None = 10.0,
         transcript_max_records: int | None = None,
+        tls: TLSOption = None,
     ) -> None:
         for name, limit in (("open_timeout", open_timeout), ("fragment_timeout", fragment_timeout)):
             if limit is not None and not limit > 0:
@@ -225,6 +236,7 @@ class Simulator(Control):
         )
         self.open_timeout = open_timeout
         self.fragment_timeout = fragment_timeout
+        self.tls = resolve_tls(tls)
         cls = dialect_class(dialect) if isinstance(dialect, str) else dialect
         self.dialect: Dialect = cls(self.core, **(dialect_options or {}))
         self.host = host
@@ -260,17 +272,22 @@ class Simulator(Control):
         if self.dialect.routes() and self._dialect_http is None:
             from .dialect_http import start_dialect_http
 
-            self._dialect_http, self.http_url = await start_dialect_http(self.dialect, self.host)
+            self._dialect_http, self.http_url = await start_dialect_http(
+                self.dialect, self.host, tls=self.tls
+            )
         if control_port is not None:
             from .http_api import start_http_api
 
             self._http, self.control_url = await start_http_api(
-                self, host=control_host, port=control_port, token=control_token
+                self, host=control_host, port=control_port, token=control_token, tls=self.tls
             )
         return self
 
     async def listen(self, port: int = 0) -> str:
         """Open one more WebSocket endpoint on the same core; returns its URL."""
+        tls: dict[str, Any] = {}
+        if self.tls is not None:  # asyncio's default handshake limit is 60 s: use ours
+            tls = {"ssl": self.tls, "ssl_handshake_timeout": self.open_timeout}
         server = await serve(
             self._handler,
             self.host,
@@ -282,11 +299,12 @@ class Simulator(Control):
             compression=None,  # frames stay readable to frame-aware faults
             open_timeout=self.open_timeout,
             create_connection=self._create_connection,  # type: ignore[arg-type]
+            **tls,
         )
         self.servers.append(server)
         sock_port = server.sockets[0].getsockname()[1]
         host = f"[{self.host}]" if ":" in self.host else self.host
-        url = f"ws://{host}:{sock_port}/"
+        url = f"{'wss' if self.tls else 'ws'}://{host}:{sock_port}/"
         self.urls.append(url)
         return url
 

@@ -165,10 +165,16 @@ class RingCentralClientWire:
         try:
             async with (
                 aiohttp.ClientSession(timeout=timeout) as http,
-                http.post(server + WSTOKEN, headers=headers) as resp,
+                http.post(server + WSTOKEN, headers=headers, ssl=opening.tls or True) as resp,
             ):
                 status = resp.status
                 text = await resp.text()
+        except aiohttp.ClientConnectorCertificateError as exc:  # final: the same cert again
+            error = exc.certificate_error
+            reason = getattr(error, "verify_message", None) or str(error)
+            raise PreludeFailed(
+                f"TLS certificate verification failed for {server}{WSTOKEN}: {reason}", final=True
+            ) from error
         except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
             raise PreludeFailed(f"POST {WSTOKEN} failed: {exc!r}") from None
         body = _json(text)
