@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import http
+import logging
 from collections.abc import Callable
 from typing import Annotated, Any
 
@@ -43,10 +44,13 @@ from .auth import AuthPolicy
 from .control import Control, ControlError, operation
 from .core import Config, SimulatorCore
 from .dialects import dialect_class
-from .seam import CloseReason, Dialect, Handshake
+from .seam import CloseReason, Dialect, Handshake, Transport
 from .tls import TLSOption
 from .tls import resolve as resolve_tls
 from .transcript import Transcript, redact_url
+from .transport_host import SimulatorGate, serve_transport
+
+LOG = logging.getLogger(__name__)
 
 
 def close_reason(reason: str, limit: int = 123) -> str:
@@ -153,22 +157,44 @@ def _error_status(status: int) -> int:
     return status
 
 
-class FragmentWatch(ServerConnection):
-    """A server connection that closes a fragmented message not finished in time.
+class SimulatorConnection(ServerConnection):
+    """A websockets server connection that hands whole text frames to the core at once, and
+    closes a fragmented message not finished in time.
 
-    websockets assembles fragments with no deadline: a peer that sends a first
-    fragment and never the last holds its connection (and up to ``max_size`` of
-    buffered data) for ever. Each frame passes :meth:`process_event`; the first
-    fragment of a message arms a timer, the last one disarms it. When it fires,
+    The usual path of a message (the frame queued in websockets' assembler, a task woken to
+    ``recv()`` it, then the core) costs more than the core's whole answer to it. An
+    unfragmented text frame that arrives while nothing waits in that queue goes straight to
+    ``on_text`` from :meth:`process_event`; everything else (binary frames, fragments,
+    invalid UTF-8, which websockets answers with 1007) takes the usual path, and frames
+    arriving while the queue is not empty follow it there, so the order always holds.
+
+    websockets assembles fragments with no deadline: a peer that sends a first fragment and
+    never the last holds its connection (and up to ``max_size`` of buffered data) for ever.
+    The first fragment of a message arms a timer, the last one disarms it. When it fires,
     ``on_stall`` is called (the simulator's handler closes through the core).
     """
 
     fragment_timeout: float | None = None
+    on_text: Callable[[str], None] | None = None
     on_stall: Callable[[float], None] | None = None
     _stall_timer: asyncio.TimerHandle | None = None
     _closing: asyncio.Task[None] | None = None
 
     def process_event(self, event: Event) -> None:
+        on_text = self.on_text
+        if (
+            on_text is not None
+            and event.opcode is Opcode.TEXT  # type: ignore[union-attr]
+            and event.fin  # type: ignore[union-attr]
+            and not self.recv_messages.frames.queue
+        ):
+            try:
+                text = event.data.decode()  # type: ignore[union-attr]
+            except UnicodeDecodeError:
+                pass  # websockets' own path fails the connection with 1007
+            else:
+                on_text(text)
+                return
         super().process_event(event)
         if self.fragment_timeout is None or not isinstance(event, Frame):
             return
@@ -249,6 +275,8 @@ class Simulator(Control):
         self._tasks: set[asyncio.Task[Any]] = set()
         self._batch: WriteBatch | None = None
         self._refusals: list[int] = []
+        #: a dialect with its own transport (Socket.IO): one (aiohttp runner, transport) per port
+        self._transports: list[tuple[Any, Transport]] = []
 
     def _now(self) -> float:
         return self.clock.now()
@@ -269,7 +297,7 @@ class Simulator(Control):
     ) -> Simulator:
         for _ in range(ports):
             await self.listen()
-        if self.dialect.routes() and self._dialect_http is None:
+        if self.dialect.routes() and self._dialect_http is None and not self._transports:
             from .dialect_http import start_dialect_http
 
             self._dialect_http, self.http_url = await start_dialect_http(
@@ -285,6 +313,9 @@ class Simulator(Control):
 
     async def listen(self, port: int = 0) -> str:
         """Open one more WebSocket endpoint on the same core; returns its URL."""
+        own = self.dialect.transport(SimulatorGate(self.core, self.dialect, self._refusal))
+        if own is not None:
+            return await self._listen_transport(own, port)
         tls: dict[str, Any] = {}
         if self.tls is not None:  # asyncio's default handshake limit is 60 s: use ours
             tls = {"ssl": self.tls, "ssl_handshake_timeout": self.open_timeout}
@@ -308,7 +339,21 @@ class Simulator(Control):
         self.urls.append(url)
         return url
 
+    async def _listen_transport(self, transport: Transport, port: int) -> str:
+        """The dialect's own transport and its routes on one more port (transport_host.py)."""
+        runner, url = await serve_transport(
+            self.dialect, transport, self.host, port, tls=self.tls
+        )
+        self._transports.append((runner, transport))
+        self.urls.append(url)
+        self.http_url = self.http_url or url
+        return url
+
     async def stop(self) -> None:
+        for runner, transport in self._transports:
+            await transport.shutdown()
+            await runner.cleanup()
+        self._transports.clear()
         for server in self.servers:
             server.close(close_connections=True, code=1001, reason="simulator stopping")
         for server in self.servers:
@@ -329,8 +374,8 @@ class Simulator(Control):
     async def __aexit__(self, *exc: object) -> None:
         await self.stop()
 
-    def _create_connection(self, *args: Any, **kwargs: Any) -> FragmentWatch:
-        ws = FragmentWatch(*args, **kwargs)
+    def _create_connection(self, *args: Any, **kwargs: Any) -> SimulatorConnection:
+        ws = SimulatorConnection(*args, **kwargs)
         ws.fragment_timeout = self.fragment_timeout
         return ws
 
@@ -344,12 +389,19 @@ class Simulator(Control):
         self._record("refuse_connections", count=count, status=status)
         self._refusals = [status] * count
 
+    def _refusal(self, path: str) -> int | None:
+        """The status of the next scripted refusal (recorded), or None: let this one in."""
+        if not self._refusals:
+            return None
+        status = self._refusals.pop(0)
+        self.core.transcript.record("refused", path=redact_url(path), status=status)
+        return status
+
     def _process_request(self, connection: ServerConnection, request: Request) -> Response | None:
-        if self._refusals:
-            status = self._refusals.pop(0)
-            self.core.transcript.record("refused", path=redact_url(request.path), status=status)
-            return connection.respond(status, f"refused by the simulator ({status})\n")
-        return None
+        status = self._refusal(request.path)
+        if status is None:
+            return None
+        return connection.respond(status, f"refused by the simulator ({status})\n")
 
     async def _handler(self, ws: ServerConnection) -> None:
         core = self.core
@@ -364,20 +416,25 @@ class Simulator(Control):
         )
         wire, credentials = self.dialect.open(link.id, handshake)
         conn = core.connect(link, wire, credentials, path=handshake.path)
-        if isinstance(ws, FragmentWatch):
+
+        def receive(data: str | bytes) -> None:
+            try:
+                core.receive(conn, data)
+            except Exception as exc:  # a bug must cost one session, never the server
+                core.transcript.record("internal_error", conn=conn.sid, error=repr(exc))
+                core.close(
+                    conn, CloseReason.INTERNAL_ERROR, f"internal error: {type(exc).__name__}"
+                )
+                LOG.exception("internal error on %s", conn.sid)
+
+        if isinstance(ws, SimulatorConnection):
             ws.on_stall = lambda timeout: core.close_with_code(
                 conn, CLOSE_POLICY, f"message fragments not completed within {timeout:g}s"
             )
+            ws.on_text = receive
         try:
             async for data in ws:
-                try:
-                    core.receive(conn, data)
-                except Exception as exc:  # a bug must cost one session, never the server
-                    core.transcript.record("internal_error", conn=conn.sid, error=repr(exc))
-                    core.close(
-                        conn, CloseReason.INTERNAL_ERROR, f"internal error: {type(exc).__name__}"
-                    )
-                    raise
+                receive(data)
         except ConnectionClosed:
             pass
         finally:

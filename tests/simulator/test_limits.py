@@ -285,3 +285,32 @@ async def test_squall_serve_keeps_a_ring_and_dumps_it(tmp_path: Path) -> None:
         assert await asyncio.wait_for(proc.wait(), DEADLINE) == 0
     lines = [json.loads(line) for line in dump.read_text().splitlines()]
     assert lines[0]["kind"] == "truncated" and len(lines) == 11
+
+
+async def test_frames_arriving_together_keep_their_order(sim: Simulator, open_client) -> None:
+    """Whole text frames skip websockets' queue; a fragmented one, a binary one and an
+    invalid-UTF-8 one do not, and whatever follows them in the same read waits its turn."""
+    from websockets.frames import Frame, Opcode
+
+    client = await open_client("alice")
+
+    def frame(opcode: Opcode, data: bytes, fin: bool = True) -> bytes:
+        return Frame(opcode, data, fin=fin).serialize(mask=True, extensions=[])
+
+    def ping(n: int) -> bytes:
+        return b'{"type":"ping","id":%d}' % n
+
+    burst = b"".join(
+        [
+            frame(Opcode.TEXT, ping(1)),
+            frame(Opcode.TEXT, ping(2)[:9], fin=False),  # a fragmented message: the queue
+            frame(Opcode.CONT, ping(2)[9:]),
+            frame(Opcode.TEXT, ping(3)),  # behind it in the queue, not ahead of it
+            frame(Opcode.TEXT, ping(4)),
+        ]
+    )
+    client.ws.transport.write(burst)  # one write: the server reads them together
+    for n in (1, 2, 3, 4):
+        await client.expect("pong", id=n)
+    client.ws.transport.write(frame(Opcode.TEXT, b'{"type":"ping","id":5,"x":"\xff"}'))
+    assert (await client.closed())[0] == 1007  # invalid UTF-8: websockets' own answer
