@@ -8,7 +8,6 @@ import contextlib
 import fcntl
 import json
 import os
-import shutil
 import subprocess
 import tempfile
 from pathlib import Path
@@ -34,8 +33,9 @@ def npm_ci(folder: Path, marker: str) -> Path:
     """Install ``folder``'s locked dependencies (npm ci) unless ``node_modules/<marker>`` exists."""
     import pytest
 
-    if shutil.which("node") is None or shutil.which("npm") is None:
-        pytest.skip("node and npm are needed for the SDK driver tests")
+    from tests import needs
+
+    needs.node()
     # one install at a time, also across pytest-xdist workers
     lock_path = Path(tempfile.gettempdir()) / f"squall-npm-ci-{folder.name}.lock"
     with open(lock_path, "w") as lock:

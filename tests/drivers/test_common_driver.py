@@ -4,13 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import json
-import shutil
 
 import pytest
 
+from tests import needs
+
 from .helpers import DRIVERS, NodeDriver
 
-pytestmark = pytest.mark.skipif(shutil.which("node") is None, reason="node is needed")
+
+@pytest.fixture(autouse=True)
+def _node() -> None:
+    needs.node()
+
 
 TOY = """
 const { Driver, CommandError } = require(%(common)s);

@@ -4,16 +4,21 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import time
 from pathlib import Path
 
 import pytest
 
+from tests import needs
+
 from .helpers import TIMESCALE_JS
 
-pytestmark = pytest.mark.skipif(shutil.which("node") is None, reason="node is needed")
+
+@pytest.fixture(autouse=True)
+def _node() -> None:
+    needs.node()
+
 
 # A 60 s timer and, alongside it, a 180 s check driven by a 10 s interval; then two 10 s sleeps
 # through timers/promises and util.promisify. 200 protocol seconds: 1 s of wall time at 0.005.

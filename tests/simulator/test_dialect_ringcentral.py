@@ -25,6 +25,7 @@ from squall.simulator.core import Config
 from squall.simulator.dialects.ringcentral import CLOSE_CODES, RingCentralDialect
 from squall.simulator.http_api import start_http_api
 from squall.simulator.seam import CloseReason, Handshake
+from tests import needs
 
 from .conftest import DEADLINE, TIMESCALE, wait_for_record
 
@@ -916,13 +917,15 @@ SDK_DIR = Path(__file__).resolve().parents[2] / "drivers" / "ringcentral-sdk"
 def sdk_modules() -> Path:
     """node_modules holding @rc-ex/ws 1.4.2 and @rc-ex/core 1.8.6, or skip."""
     if shutil.which("node") is None:
-        pytest.skip("node is needed to run the real RingCentral SDK")
+        needs.unavailable("node is needed to run the real RingCentral SDK")
     for candidate in (os.environ.get("SQUALL_RINGCENTRAL_SDK"), SDK_DIR / "node_modules"):
         if candidate and (Path(candidate) / "@rc-ex" / "ws" / "package.json").is_file():
             version = json.loads((Path(candidate) / "@rc-ex/ws/package.json").read_text())
             assert version["version"] == "1.4.2", version["version"]
             return Path(candidate)
-    pytest.skip("no @rc-ex/ws here: npm ci in drivers/ringcentral-sdk, or SQUALL_RINGCENTRAL_SDK")
+    needs.unavailable(
+        "no @rc-ex/ws here: npm ci in drivers/ringcentral-sdk, or SQUALL_RINGCENTRAL_SDK"
+    )
 
 
 class Sdk:
