@@ -166,7 +166,15 @@ class ClientCore:
         self._backoff: Iterator[float] | None = None
         self._auth_failed: ClientError | None = None  # the final error a refusal set
         self._presented_recovery = False
-        self._last_seq = 0
+        self._presented_token: str | None = None
+        # The token of the session the application last heard of (connected, or a recovery
+        # answer): an unanswered recovery can swap sessions behind its back (see _on_recovery).
+        self._known_token = recovery_token
+        # The session's last notification seq: 0 for a new session (seq counts from 1, §4),
+        # None while unknown (a recovery not yet answered, or never answered: which session
+        # the next connection resumes is then unknown). _seq_before waits for the answer.
+        self._last_seq: int | None = 0
+        self._seq_before: int | None = None
         self._outstanding_ping: int | None = None
         self._missed = 0
         self._drain: str | None = None  # asked | pending | done
@@ -559,6 +567,7 @@ class ClientCore:
         self._auth_failed = None
         recovery = self._recovery_to_present()
         self._presented_recovery = recovery is not None
+        self._presented_token = recovery
         opening = self.wire.opening(
             self.url,
             token=self.token,
@@ -574,7 +583,14 @@ class ClientCore:
         if self.phase is not Phase.AUTHENTICATING:
             self._emit("error", kind="unexpected", message="'authenticated' on a live session")
             return
-        if msg.session != self.session:
+        if self._presented_recovery:  # `recovery` says whether the count goes on (§7)
+            same = msg.session == self.session
+            self._seq_before = self._last_seq if same else None
+            # Until it does (and if it never comes), the count goes on only when the server
+            # kept the token as well: a new token may be a new session with a reused id.
+            if not (same and msg.recovery_token == self._presented_token):
+                self._last_seq = None
+        else:  # a new session counts from 1
             self._last_seq = 0
         self.session, self.sid, self.user = msg.session, msg.sid, msg.user
         self.recovery_token = msg.recovery_token
@@ -588,7 +604,22 @@ class ClientCore:
         if self.phase is not Phase.RECOVERING:
             self._emit("error", kind="unexpected", message="'recovery' without a recovery token")
             return
-        if msg.recovered:
+        # Recovered or overflowed: the same session, its count goes on. Failed: a new session,
+        # seq from 1 (§7), even when its id repeats the old one's (a restarted server).
+        kept = msg.recovered or msg.reason == "overflow"
+        self._last_seq = self._seq_before if kept else 0
+        if kept and self._presented_token != self._known_token:
+            # A previous `recovery` answer never arrived and the server had given us another
+            # session then: this one was recovered, but the session the application had is
+            # gone, and what it was owed cannot be counted. Never silent (§7).
+            self._emit(
+                "recovery_failed",
+                lost=msg.lost,
+                reason="unknown",
+                replayed=msg.replayed,
+                session=self.session,
+            )
+        elif msg.recovered:
             self._emit("recovered", replayed=msg.replayed, session=self.session)
         else:  # never silent (§7): the application learns what was lost
             self._emit(
@@ -606,6 +637,7 @@ class ClientCore:
 
     def _ready(self, server_topics: set[str], now: float) -> None:
         self._cancel_timer("open")
+        self._known_token = self.recovery_token
         self.phase = Phase.READY
         self.attempt = 0
         self._backoff = None
@@ -817,11 +849,12 @@ class ClientCore:
                 self._out.append(Resolve(ticket, list(msg.topics)))
 
     def _on_notification(self, msg: m.Notification, now: float) -> None:
-        if msg.seq <= self._last_seq:
+        last = self._last_seq
+        if last is not None and msg.seq <= last:
             self._emit("duplicate", seq=msg.seq, topic=msg.topic)
             return
-        if self._last_seq and msg.seq > self._last_seq + 1:
-            self._emit("gap", expected=self._last_seq + 1, seq=msg.seq)
+        if last is not None and msg.seq > last + 1:  # from 0: the first ones of a new session
+            self._emit("gap", expected=last + 1, seq=msg.seq)
         self._last_seq = msg.seq
         self._emit("notification", seq=msg.seq, topic=msg.topic, payload=msg.payload)
 
