@@ -10,4 +10,6 @@ Subpackages and the dependency rules between them (checked by ``tests/test_layer
 - ``squall.conformance``: scenarios, runner and the pytest plugin.
 """
 
+__all__ = ["__version__"]
+
 __version__ = "0.1.0"

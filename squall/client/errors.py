@@ -18,6 +18,18 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+__all__ = [
+    "AuthFailed",
+    "CallInterrupted",
+    "CallTimeout",
+    "ClientClosed",
+    "ClientError",
+    "ConnectionFailed",
+    "IllegalTransition",
+    "NotConnected",
+    "RemoteError",
+]
+
 
 class ClientError(Exception):
     """Root of every error of :mod:`squall.client`."""

@@ -8,3 +8,5 @@
 - :mod:`.plugin` the pytest plugin (``pytest11``): one test item per scenario;
 - :mod:`.report` the JSON matrix, the static HTML report and sequence diagrams.
 """
+
+__all__: list[str] = []  # nothing at package level: import the modules above

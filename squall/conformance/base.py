@@ -13,6 +13,7 @@ import re
 from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -52,6 +53,23 @@ Name = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_-]*$", max_length=64)
 ScenarioId = Annotated[str, Field(pattern=r"^[a-z0-9_-]+(\.[a-z0-9_-]+)+$")]
 DurationField = Annotated[float, BeforeValidator(parse_duration), Field(ge=0)]
 """Protocol seconds; the JSON Schema accepts a number or a duration string."""
+
+
+def _regex(value: Any) -> Any:
+    """A regex, bare or as ``/regex/``, that compiles (else an error at its line)."""
+    if isinstance(value, str):
+        body = value[1:-1] if len(value) >= 2 and value[0] == value[-1] == "/" else value
+        try:
+            re.compile(body)
+        except re.error as exc:
+            raise PydanticCustomError(
+                "regex", "not a valid regex: {why}", {"why": str(exc)}
+            ) from None
+    return value
+
+
+ErrorPattern = Annotated[str, AfterValidator(_regex), Field(min_length=1)]
+"""What an expected error must match: a regex, bare or ``/regex/`` (match.error_matches)."""
 
 
 class Model(BaseModel):
@@ -137,11 +155,17 @@ class Args(Model):
 
 
 class Severity(Model):
-    """Mixed into expectations: how a miss counts."""
+    """Mixed into expectations: how a miss counts, and the rule a miss breaks."""
 
     level: Literal["strict", "non-strict", "informational"] = Field(
         "strict",
         description="strict: a miss is FAILED; non-strict: NON-STRICT; informational: noted only",
+    )
+    rule: str | None = Field(
+        None,
+        min_length=1,
+        description="the rule this expectation checks, shown with a failure "
+        "('an auth failure is final: protocol.md §2')",
     )
 
 
@@ -150,8 +174,10 @@ class ClientArgs(Args):
     client: Name
     wait: bool = Field(False, description="wait for the driver's reply before the next step")
     as_: Name | None = Field(None, alias="as", description="store the reply's result in this var")
-    expect_error: bool | str | None = Field(
-        None, description="with wait: the reply must be an error (matching this regex)"
+    expect_error: bool | ErrorPattern | None = Field(
+        None,
+        description="with wait: the reply must be an error (whose type or message matches "
+        "this regex, bare or /regex/)",
     )
 
 

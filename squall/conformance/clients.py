@@ -16,6 +16,10 @@ stdout. A :class:`ClientSpec` string says which program:
 I/O runs on two daemon threads per process (``Popen``, not asyncio
 subprocesses), and lines are handed to the event loop with
 ``call_soon_threadsafe``: that keeps one process independent of any one loop.
+
+:func:`preflight` starts a client's driver once before a run: a driver that
+cannot start (a mistyped ``--client``, ``Cannot find module ...``) is reported
+once, with its whole stderr, instead of as every scenario failing at setup.
 """
 
 from __future__ import annotations
@@ -23,10 +27,12 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import difflib
 import itertools
 import json
 import os
 import shlex
+import shutil
 import subprocess
 import sys
 import threading
@@ -101,10 +107,26 @@ PROFILES: dict[str, Profile] = {
             "@rc-ex/ws 1.4.2 with @rc-ex/core, unchanged, in node",
             DRIVERS_DIR / "ringcentral-sdk" / "node_modules",
         ),
+        Profile(
+            "genesys-sdk-14",
+            "genesys",
+            (*_node("genesys-sdk"), "--sdk", "14"),
+            "genesys-cloud-streaming-client 14.2.1 (requestReconnect drain), unchanged, in node",
+            DRIVERS_DIR / "genesys-sdk" / "node_modules",
+        ),
+        Profile(
+            "genesys-sdk-19",
+            "genesys",
+            (*_node("genesys-sdk"), "--sdk", "19"),
+            "genesys-cloud-streaming-client 19.4.1, unchanged, in node",
+            DRIVERS_DIR / "genesys-sdk" / "node_modules",
+        ),
     )
 }
 
 Sink = Callable[[dict[str, Any]], None]
+
+HEAD_LINES = 20  # stderr lines kept from the start, besides the last 40
 
 #: What ``--client all`` (and a plain ``pytest``) runs: every named client.
 ALL = "all"
@@ -169,6 +191,61 @@ class DriverError(Exception):
     """The client process cannot be driven: it did not start, exited, or broke the protocol."""
 
 
+class DriverStartError(DriverError):
+    """The driver did not get as far as ``driver_ready``: nothing of the client was judged.
+
+    ``str()`` is the whole report: the command, why, and every line of its stderr.
+    """
+
+    def __init__(self, client: str, why: str, stderr: str = "") -> None:
+        self.client = client
+        self.why = why
+        self.stderr = stderr
+        text = f"the driver of client {client!r} did not start: {why}"
+        if stderr:
+            text += "\n  its stderr:\n" + "\n".join(f"    {x}" for x in stderr.splitlines())
+        super().__init__(text)
+
+
+def unknown_client(spec: str) -> str | None:
+    """Why ``spec`` names no client: not a named one, and its program is nowhere to be found
+    (``refrence`` -> did you mean ``reference``?). None when it can be started."""
+    words = shlex.split(spec.strip() or REFERENCE)
+    program = words[0]
+    if program in PROFILES or shutil.which(program) is not None or Path(program).is_file():
+        return None
+    close = difflib.get_close_matches(program, [*PROFILES, ALL], n=1)
+    hint = f"did you mean {close[0]!r}? " if close else ""
+    return (
+        f"unknown client {program!r}: {hint}a client is a name ({', '.join(PROFILES)}, "
+        f"or {ALL}) or a driver command line, and {program!r} is not a program on PATH"
+    )
+
+
+async def preflight(spec: str, *, timescale: float = 0.01, seed: int = 0) -> str | None:
+    """Start the driver of ``spec`` once and stop it: None when it said ``driver_ready``,
+    else the report of why it did not (:class:`DriverStartError`'s text)."""
+    why = unknown_client(spec)
+    if why is not None:
+        return str(DriverStartError(client_label(spec), why))
+    try:
+        argv = command_line(spec, timescale=timescale, seed=seed)
+        driver = DriverProcess(argv, lambda _obj: None, env={"SQUALL_TIMESCALE": repr(timescale)})
+        await driver.start()
+    except DriverStartError as exc:
+        return str(DriverStartError(client_label(spec), exc.why, exc.stderr))
+    except DriverError as exc:
+        return str(DriverStartError(client_label(spec), str(exc)))
+    await driver.stop()
+    return None
+
+
+async def preflight_all(specs: list[str], **kw: Any) -> dict[str, str]:
+    """:func:`preflight` for every spec at once: spec -> report, for those that did not start."""
+    reports = await asyncio.gather(*(preflight(s, **kw) for s in specs))
+    return {s: r for s, r in zip(specs, reports, strict=True) if r is not None}
+
+
 class DriverProcess:
     """One client under test. ``sink`` receives every event and reply (on the loop).
 
@@ -190,6 +267,9 @@ class DriverProcess:
         self.proc: subprocess.Popen[str] | None = None
         self.commands: list[str] = []
         self.stderr: collections.deque[str] = collections.deque(maxlen=40)
+        self.stderr_head: list[str] = []  # the first lines, where node puts the key one
+        self.stderr_lines = 0
+        self._stderr_thread: threading.Thread | None = None
         self.exited: asyncio.Future[int] | None = None
         self._ready: asyncio.Future[list[str]] | None = None
         self._replies: dict[int, asyncio.Future[dict[str, Any]]] = {}
@@ -217,9 +297,12 @@ class DriverProcess:
                 env=env,
             )
         except OSError as exc:
-            raise DriverError(f"cannot start client {shlex.join(self.argv)}: {exc}") from exc
+            raise DriverStartError(shlex.join(self.argv), f"cannot run it: {exc}") from exc
         threading.Thread(target=self._pump_stdout, daemon=True, name="driver-out").start()
-        threading.Thread(target=self._pump_stderr, daemon=True, name="driver-err").start()
+        self._stderr_thread = threading.Thread(
+            target=self._pump_stderr, daemon=True, name="driver-err"
+        )
+        self._stderr_thread.start()
         await asyncio.wait(
             {self._ready, self.exited}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
         )
@@ -227,8 +310,22 @@ class DriverProcess:
             self.commands = self._ready.result()
             return self.commands
         await self.stop()
-        why = "exited" if self.exited.done() else f"sent no driver_ready within {timeout:g}s"
-        raise DriverError(f"client {shlex.join(self.argv)} {why}: {self.stderr_tail()}")
+        if self.exited.done():
+            why = f"{shlex.join(self.argv)} exited ({self.exited.result()}) before driver_ready"
+        else:
+            why = f"{shlex.join(self.argv)} sent no driver_ready within {timeout:g}s"
+        # stop() reaped the process: its stderr is at its end, and the reader finishes it
+        await asyncio.get_running_loop().run_in_executor(None, self._stderr_thread.join, 2.0)
+        raise DriverStartError(shlex.join(self.argv), why, self.stderr_text())
+
+    def stderr_text(self) -> str:
+        """All of the process's stderr kept (the first and the last lines), scrubbed."""
+        tail = list(self.stderr)
+        before = self.stderr_lines - len(tail)  # lines that fell out of the tail
+        head = self.stderr_head[: min(before, HEAD_LINES)]
+        if before > len(head):
+            head.append(f"... ({before - len(head)} more lines)")
+        return self.secrets.scrub_text("\n".join([*head, *tail]))
 
     def stderr_tail(self, lines: int = 8) -> str:
         tail = list(self.stderr)[-lines:]
@@ -244,6 +341,9 @@ class DriverProcess:
     def _pump_stderr(self) -> None:
         assert self.proc is not None and self.proc.stderr is not None
         for line in self.proc.stderr:
+            self.stderr_lines += 1
+            if len(self.stderr_head) < HEAD_LINES:
+                self.stderr_head.append(line.rstrip())
             self.stderr.append(line.rstrip())
 
     def _call(self, fn: Callable[..., None], *args: Any) -> None:

@@ -17,6 +17,7 @@ raises becomes one too, with the best place known.
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import fnmatch
 import json
@@ -42,7 +43,7 @@ from ruamel.yaml.scanner import RoundTripScanner
 
 from squall.simulator.control import did_you_mean
 
-from .models import STEP_MODELS, Scenario, scenario_json_schema
+from .models import STEP_ARGS, STEP_MODELS, ClientPolicy, Scenario, scenario_json_schema
 
 SUFFIXES = (".yaml", ".yml")
 
@@ -199,6 +200,12 @@ def expected_keys(loc: Sequence[Any]) -> list[str]:
                     nxt.append(branch["properties"][elem])
                 elif isinstance(branch.get("additionalProperties"), dict):
                     nxt.append(branch["additionalProperties"])
+                else:  # a mapping keyed by names: clients: {alice: ...}
+                    nxt.extend(
+                        sub
+                        for pattern, sub in branch.get("patternProperties", {}).items()
+                        if isinstance(elem, str) and re.search(pattern, elem)
+                    )
         if nxt:  # else a union tag: stay
             nodes = nxt
     keys: list[str] = []
@@ -211,6 +218,11 @@ def expected_keys(loc: Sequence[Any]) -> list[str]:
 
 
 def _where(loc: Sequence[Any]) -> str:
+    """``step 4 client.connect.tokn``, ``clients.alice.policy``: steps numbered from 1, as
+    ``squall run`` and the reports number them."""
+    if len(loc) >= 2 and loc[0] == "steps" and isinstance(loc[1], int):
+        rest = _where(loc[2:])
+        return f"step {loc[1] + 1}" + (f" {rest}" if rest else "")
     out = ""
     previous = None
     for elem in loc:
@@ -237,8 +249,10 @@ def _message(err: dict[str, Any], loc: Sequence[Any], value: Any) -> str:
         return f"a step must be a one-key mapping like '- wait: 1s', got {type(value).__name__}"
     if kind == "missing":
         return f"missing required key {str(loc[-1])!r}"
-    if kind == "duration":
+    if kind in ("duration", "regex"):
         return str(err["msg"])
+    if kind == "value_error":  # a model's own rule: its sentence says it all
+        return str(err["msg"]).removeprefix("Value error, ")
     got = err.get("input")
     shown = json.dumps(got, default=str) if not isinstance(got, dict) else "a mapping"
     if len(shown) > 60:
@@ -279,11 +293,12 @@ def parse(text: str, path: str = "<string>") -> Loaded:
         raise ScenarioError(
             [Problem(path, 1, 1, "", "a scenario file is a mapping with id, title, clients, steps")]
         )
+    problems = check_references(path, tree)
     try:
         scenario = Scenario.model_validate(_plain(tree))
     except ValidationError as exc:
-        raise ScenarioError(problems_from(path, tree, exc)) from None
-    problems = check_references(path, tree, scenario)
+        problems = [*problems_from(path, tree, exc), *problems]
+        problems.sort(key=lambda p: (p.line, p.column))
     if problems:
         raise ScenarioError(problems)
     return Loaded(Path(path), scenario, tree)
@@ -531,56 +546,150 @@ def _at(path: str, mark: Any, message: str) -> Problem:
     return Problem(path, line + 1, col + 1, "", message)
 
 
-def check_references(path: str, tree: Any, scenario: Scenario) -> list[Problem]:
-    """What the schema cannot say: steps naming clients the scenario does not declare."""
-    problems = []
+def check_references(path: str, tree: Any, scenario: Scenario | None = None) -> list[Problem]:
+    """What the schema cannot say, all in one pass: names a step uses that the scenario does
+    not define (clients, ``as`` names, endpoints), network steps without a proxy, and a
+    client policy the reference client would refuse.
+
+    It reads the plain YAML tree, not the validated :class:`Scenario`, so that it runs on a
+    file with schema errors too and every problem of a file is reported together; whatever
+    is malformed here is the schema's to report, and skipped.
+    """
+    problems: list[Problem] = []
+    data = _plain(tree)
+
+    def problem(loc: list[Any], message: str, *, key: bool = False, where: str = "") -> None:
+        line, col = locate(tree, loc, key=key)
+        problems.append(Problem(path, line + 1, col + 1, where or _where(loc), message))
+
+    clients = data.get("clients") if isinstance(data.get("clients"), dict) else {}
+    network = data.get("network") if isinstance(data.get("network"), dict) else {}
+    has_proxy = network.get("proxy") is True
+    raw_steps = data.get("steps")
+    steps = [_step(raw) for raw in raw_steps] if isinstance(raw_steps, list) else []
     # participants: the clients, and whoever a step brings in (a pack's ``_declares`` field)
-    names = set(scenario.clients)
-    for step in scenario.steps:
-        declared = getattr(step.args, "_declares", None)
-        if declared:
-            names.add(getattr(step.args, declared))
-    for i, step in enumerate(scenario.steps):
-        args = step.args
+    names = set(clients)
+    for name, args in steps:
+        declared = getattr(STEP_ARGS.get(name), "_declares", None)
+        if declared and isinstance(args.get(declared), str):
+            names.add(args[declared])
+    declares = f"this scenario declares: {', '.join(sorted(names))}"
+    endpoints = _endpoints(network)
+    stored: set[str] = set()  # ``as`` names of the steps so far
+    for i, (name, args) in enumerate(steps):
+        at = ["steps", i, name]
         for key in ("client", "peer", "receiver", "sender"):
-            value = getattr(args, key, None)
+            value = args.get(key)
             if isinstance(value, str) and "${" not in value and value not in names:
-                line, col = locate(tree, ["steps", i])
-                problems.append(
-                    Problem(
-                        path,
-                        line + 1,
-                        col + 1,
-                        f"steps[{i}].{step.name}.{key}",
-                        f"unknown client {value!r} (this scenario declares: "
-                        f"{', '.join(sorted(names))})",
-                    )
+                problem(
+                    ["steps", i],
+                    f"unknown client {value!r}{_did_you_mean(value, names)} ({declares})",
+                    where=f"step {i + 1} {name}.{key}",
                 )
-        if step.name.startswith("network.") and not scenario.network.proxy:
-            line, col = locate(tree, ["steps", i])
-            problems.append(
-                Problem(
-                    path,
-                    line + 1,
-                    col + 1,
-                    f"steps[{i}].{step.name}",
-                    "a network step needs a proxy: add 'network: {proxy: true}'",
-                )
+        if name == "expect.server":
+            for field in ("sessions", "subscriptions", "session"):
+                mapping = args.get(field)
+                for client in mapping if isinstance(mapping, dict) else {}:
+                    if "${" not in client and client not in names:
+                        problem(
+                            [*at, field, client],
+                            f"unknown client {client!r}{_did_you_mean(client, names)} ({declares})",
+                            key=True,
+                        )
+        reply = args.get("reply") if name == "expect.reply" else None
+        if isinstance(reply, str) and reply not in stored and reply not in names:
+            known = ", ".join(sorted(stored)) or "none"
+            problem(
+                [*at, "reply"],
+                f"no earlier step stores a reply as {reply!r}{_did_you_mean(reply, stored)} "
+                f"(add 'as: {reply}' to the client step whose reply this checks; "
+                f"'as' names so far: {known})",
             )
-    for name, spec in scenario.clients.items():
-        if (spec.via == "proxy" or "proxy" in (spec.urls or [])) and not scenario.network.proxy:
-            line, col = locate(tree, ["clients", name])
-            problems.append(
-                Problem(
-                    path,
-                    line + 1,
-                    col + 1,
-                    f"clients.{name}",
-                    "connects through the proxy but the scenario has none: "
-                    "add 'network: {proxy: true}'",
-                )
+        connect_to = args.get("urls") if name == "client.connect" else None
+        for j, ref in enumerate(connect_to if isinstance(connect_to, list) else []):
+            if isinstance(ref, str) and ref not in endpoints:
+                problem([*at, "urls", j], _unknown_endpoint(ref, endpoints))
+        if isinstance(args.get("as"), str):
+            stored.add(args["as"])
+        if name.startswith("network.") and not has_proxy:
+            problem(
+                ["steps", i],
+                "a network step needs a proxy: add 'network: {proxy: true}'",
+                where=f"step {i + 1} {name}",
             )
+    for name, spec in clients.items():
+        if not isinstance(spec, dict):
+            continue
+        urls: list[Any] = spec["urls"] if isinstance(spec.get("urls"), list) else []
+        if (spec.get("via") == "proxy" or "proxy" in urls) and not has_proxy:
+            problem(
+                ["clients", name],
+                "connects through the proxy but the scenario has none: "
+                "add 'network: {proxy: true}'",
+            )
+        for j, ref in enumerate(urls):
+            if isinstance(ref, str) and ref not in endpoints and ref != "proxy":
+                problem(["clients", name, "urls", j], _unknown_endpoint(ref, endpoints))
+        refused = _policy_problem(spec.get("policy"))
+        if refused:
+            problem(["clients", name, "policy"], refused)
+    problems.sort(key=lambda p: (p.line, p.column))
     return problems
+
+
+def _step(raw: Any) -> tuple[str, dict[str, Any]]:
+    """A step's name and its arguments as a mapping (a shorthand scalar expanded)."""
+    if not (isinstance(raw, dict) and len(raw) == 1):
+        return "", {}
+    name, args = next(iter(raw.items()))
+    model = STEP_ARGS.get(name)
+    if isinstance(args, dict):
+        return name, args
+    key = model._shorthand_key() if model is not None else None
+    return name, ({key: args} if key else {})
+
+
+def _did_you_mean(word: str, choices: Iterable[str]) -> str:
+    close = difflib.get_close_matches(word, sorted(choices), n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def _endpoints(network: dict[str, Any]) -> list[str]:
+    """The endpoint names a client's ``urls`` may use, given the scenario's ``network``."""
+    count = network.get("endpoints", 1)
+    count = count if isinstance(count, int) and 1 <= count <= 5 else 5
+    out = ["server", *(f"server{i}" for i in range(2, count + 1)), "dead"]
+    return [*out, "proxy"] if network.get("proxy") is True else out
+
+
+def _unknown_endpoint(ref: str, endpoints: list[str]) -> str:
+    return (
+        f"unknown endpoint {ref!r}{_did_you_mean(ref, endpoints)} "
+        f"(this scenario has: {', '.join(endpoints)})"
+    )
+
+
+def _policy_problem(raw: Any) -> str | None:
+    """Why the reference client would refuse ``raw`` (its cross-field rules), or None; a
+    policy the schema refuses is the schema's to report."""
+    from squall.client.policy import Policy
+
+    if not isinstance(raw, dict):
+        return None
+    try:
+        policy = ClientPolicy.model_validate(raw)
+    except ValidationError:
+        return None
+    settings = {
+        k: v
+        for k, v in policy.model_dump(exclude_unset=True).items()
+        if k in {f.name for f in dataclasses.fields(Policy)}
+    }
+    try:
+        Policy().replace(**settings)
+    except (TypeError, ValueError) as exc:
+        return str(exc)
+    return None
 
 
 def load_file(path: str | Path) -> Loaded:

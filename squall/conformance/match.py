@@ -7,6 +7,11 @@ say: ``"#any"``, ``"#present"`` / ``"#notnull"``, ``"#null"``, ``"#string"``,
 ``"#number"``, ``"#list"``, ``"#object"``, ``"/regex/"`` (searched in the value as
 text), and mappings of operators only: ``{$gt: 0}``, ``{$ge: 1, $le: 3}``,
 ``{$ne: x}``, ``{$in: [a, b]}``, ``{$contains: x}``, ``{$len: 2}``.
+
+``error_matches(pattern, type, message)``: the one rule for an expected error
+(``expect.reply``'s ``error``, a client step's ``expect_error``): ``pattern`` is a
+regex, bare or as ``/regex/``, searched in the error's type, its message and
+``type: message``.
 """
 
 from __future__ import annotations
@@ -83,6 +88,16 @@ def matches(expected: Any, actual: Any) -> bool:
     if _num(expected) and _num(actual):
         return float(expected) == float(actual)
     return bool(expected == actual)
+
+
+def error_matches(pattern: str, error_type: Any, message: Any) -> bool:
+    """Whether an error reply matches ``pattern`` (see the module docstring)."""
+    if len(pattern) >= 2 and pattern.startswith("/") and pattern.endswith("/"):
+        pattern = pattern[1:-1]
+    texts = [str(message), f"{error_type}: {message}"]
+    if error_type is not None:
+        texts.append(str(error_type))
+    return any(re.search(pattern, text) is not None for text in texts)
 
 
 def dig(value: Any, path: str) -> Any:

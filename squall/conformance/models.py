@@ -24,6 +24,7 @@ Durations are protocol seconds: a number, or a string ``"500ms"``, ``"30s"``,
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import inspect
 import typing
@@ -39,10 +40,13 @@ from pydantic import (
     Field,
     Tag,
     create_model,
+    model_validator,
 )
 
+from squall.client.policy import Policy
 from squall.faults import TOXICS
-from squall.simulator import OPERATIONS
+from squall.simulator import OPERATIONS, Config
+from squall.simulator.dialects import names as dialect_names
 from squall.simulator.server import Simulator
 
 from .base import (
@@ -50,6 +54,7 @@ from .base import (
     Args,
     ClientArgs,
     DurationField,
+    ErrorPattern,
     Model,
     Name,
     ScenarioId,
@@ -81,6 +86,87 @@ __all__ = [
 ]
 
 
+def _settings_model(
+    name: str,
+    source: type,
+    doc: str,
+    *,
+    not_durations: frozenset[str] = frozenset(),
+    limits: dict[str, dict[str, Any]] | None = None,
+    extra: dict[str, Any] | None = None,
+) -> type[Model]:
+    """A model of a settings dataclass (the server's :class:`Config`, the client's
+    :class:`Policy`): the same keys, types and defaults, so an unknown key or a wrong type
+    is found when the file is loaded, with a did-you-mean, instead of at run time. Float
+    settings are durations (``"30s"``) unless named in ``not_durations``."""
+    hints = typing.get_type_hints(source)
+    fields: dict[str, Any] = {}
+    for f in dataclasses.fields(source):
+        annotation = hints[f.name]
+        if _is_duration(annotation) and f.name not in not_durations:
+            annotation = Annotated[annotation, BeforeValidator(parse_duration)]
+        fields[f.name] = (annotation, Field(f.default, **(limits or {}).get(f.name, {})))
+    fields.update(extra or {})
+    return create_model(name, __base__=Model, __doc__=doc, **fields)  # type: ignore[call-overload,no-any-return]
+
+
+def _limits(op: str) -> dict[str, dict[str, Any]]:
+    """The bounds the control plane's ``op`` puts on each argument (``ge=0``, ...)."""
+    out: dict[str, dict[str, Any]] = {}
+    for pname, param in inspect.signature(
+        inspect.unwrap(getattr(Simulator, op))
+    ).parameters.items():
+        if isinstance(param.default, type(Field())):
+            bounds: dict[str, Any] = {}
+            for meta in param.default.metadata:
+                bounds.update(
+                    {k: getattr(meta, k) for k in ("ge", "gt", "le", "lt") if hasattr(meta, k)}
+                )
+            out[pname] = bounds
+    return out
+
+
+class ServerConfig(
+    _settings_model(  # type: ignore[misc]  # its fields are generated from Config
+        "ServerConfig",
+        Config,
+        "",
+        not_durations=frozenset({"rate_limit"}),
+        limits=_limits("configure"),
+    )
+):
+    """Server policy at start: any field of squall.simulator.Config (durations in protocol
+    seconds)."""
+
+
+class ClientPolicy(
+    _settings_model(  # type: ignore[misc]  # its fields are generated from Policy
+        "ClientPolicy",
+        Policy,
+        "",
+        not_durations=frozenset({"backoff_multiplier", "jitter"}),
+        extra={
+            "recovery_token": (
+                str | None,
+                Field(None, description="resume this session on the first connect"),
+            ),
+            **{
+                d: (
+                    dict[str, Any] | None,
+                    Field(None, description=f"options of the {d} dialect (docs/dialects/{d}.md)"),
+                )
+                for d in dialect_names()
+                if d != "reference"
+            },
+        },
+    )
+):
+    """Settings for the driver's configure command: any field of the reference client's
+    squall.client.policy.Policy, a recovery_token, and a dialect's own options under its
+    name. A driver ignores what it does not use; for settings of your own driver, send
+    client.command: {cmd: configure, args: {...}}."""
+
+
 class ClientSpec(Model):
     """One named client under test: its credentials and where it connects."""
 
@@ -99,8 +185,8 @@ class ClientSpec(Model):
         description="failover list of endpoint names: server, server2, server3, proxy, dead "
         "(a port nobody listens on); overrides via",
     )
-    policy: dict[str, Any] = Field(
-        default_factory=dict,
+    policy: ClientPolicy = Field(
+        default_factory=ClientPolicy,
         description="client settings passed through the driver's configure command",
     )
     autoconnect: bool = Field(False, description="connect before the first step")
@@ -116,7 +202,7 @@ class NetworkSpec(Model):
 class ServerSpec(Model):
     """Server policy at start (the control plane's ``configure``) and accepted tokens."""
 
-    config: dict[str, Any] = Field(default_factory=dict)
+    config: ServerConfig = Field(default_factory=ServerConfig)
     tokens: dict[str, str] | None = Field(
         None, description="token -> user; absent means any token is accepted as its own user"
     )
@@ -207,7 +293,7 @@ class SendSignal(ClientArgs):
 
 class ConfigureClient(ClientArgs):
     _shorthand: ClassVar[str | None] = None
-    policy: dict[str, Any]
+    policy: ClientPolicy
 
 
 class Command(ClientArgs):
@@ -258,9 +344,21 @@ class ExpectReply(Args, Within):
 
     client: Name
     reply: Name | None = Field(None, description="the 'as' name of the command")
-    ok: bool = True
+    ok: bool = Field(True, description="false: the reply must be an error (implied by 'error')")
     result: Any = Field(None, description="partial match on the result")
-    error: str | None = Field(None, description="regex the error must match")
+    error: ErrorPattern | None = Field(
+        None,
+        description="the reply is an error whose type or message matches this regex "
+        "(bare or /regex/): CommandError, /timed? ?out/",
+    )
+
+    @model_validator(mode="after")
+    def _error_means_not_ok(self) -> ExpectReply:
+        if self.error is not None:
+            if "ok" in self.model_fields_set and self.ok:
+                raise ValueError("'error' checks a failed reply: drop 'ok: true'")
+            self.ok = False
+        return self
 
 
 SessionState = Literal["open", "detached", "expired", "absent"]

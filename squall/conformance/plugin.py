@@ -4,11 +4,20 @@ Collection: a ``squall-suite.yaml`` file (``scenarios: [../scenarios]``) makes
 every scenario under those paths one test item named by its id, so
 ``pytest conformance/ -k drain`` and ``--scenarios 'drain.*'`` select as
 expected; a scenario file passed by path (``pytest scenarios/drain/deferred.yaml``)
-is collected too. ``--client`` picks the client under test, ``--timescale``
-overrides every scenario's.
+is collected too, with or without the schema modeline. ``--scenario-dir DIR``
+runs the scenarios under DIR instead of the suite file's (your own files, with the
+suite's clients and ``known:`` table). When nothing is selected, the plugin says
+why. ``--client`` picks the client under test, ``--timescale`` overrides every
+scenario's.
 
-FAILED fails the test and prints the step, the expectation, what was observed
-and the slice of the transcript that matters; UNIMPLEMENTED is a skip;
+Before a client's scenarios are collected its driver is started once: one that does
+not start is one ERROR item (``driver[CLIENT]``) with its whole stderr, not a
+failure per scenario.
+
+FAILED fails the test and prints the step, the expectation, what was observed,
+the rule and the slice of the transcript that matters (the first line, which
+``-ra`` shows, is the headline: step, expected, observed, rule); ERROR (not the
+client's fault) is reported as a pytest error; UNIMPLEMENTED is a skip;
 NON-STRICT and INFORMATIONAL pass, with a note in the report. With
 allure-pytest active, each scenario step is an Allure step and the transcript
 and a sequence diagram are attached. ``--squall-json`` / ``--squall-html`` write
@@ -39,12 +48,16 @@ if TYPE_CHECKING:
 SUITE_FILE = "squall-suite.yaml"
 MODELINE = "scenario.schema.json"
 RESULT_KEY = "squall_result"
+ERROR_KEY = "squall_error"  # a user property: this report is an ERROR, not the client's fault
+KNOWN_VERDICTS = ("FAILED", "FLAKY", "ERROR")
 
 __all__ = [
     "ScenarioItem",
     "pytest_addoption",
     "pytest_collect_file",
     "pytest_configure",
+    "pytest_report_collectionfinish",
+    "pytest_report_teststatus",
     "pytest_runtest_logreport",
     "pytest_runtest_makereport",
     "pytest_sessionfinish",
@@ -65,6 +78,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=[],
         metavar="GLOB",
         help="run only scenarios whose id matches (repeatable, comma-separated): 'drain.*'",
+    )
+    group.addoption(
+        "--scenario-dir",
+        action="append",
+        default=[],
+        metavar="DIR",
+        help="run the scenario files under DIR (repeatable; files too) instead of the "
+        "suite file's scenarios:",
     )
     group.addoption(
         "--client",
@@ -88,10 +109,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 def pytest_configure(config: pytest.Config) -> None:
     config.stash[_RESULTS] = []
+    config.stash[_WHY_NONE] = []
+    config.stash[_STARTED] = {}
     config.addinivalue_line("markers", "squall_scenario: a YAML conformance scenario")
 
 
 _RESULTS = pytest.StashKey[list[dict[str, Any]]]()
+_WHY_NONE = pytest.StashKey[list[str]]()  # why a collector selected no scenario
+_STARTED = pytest.StashKey[dict[str, str | None]]()  # client -> why its driver did not start
 
 
 def _globs(config: pytest.Config) -> list[str]:
@@ -107,6 +132,8 @@ def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Col
     if file_path.name == SUITE_FILE:
         return SuiteFile.from_parent(parent, path=file_path)
     if file_path.suffix in (".yaml", ".yml"):
+        if parent.session.isinitpath(file_path):  # named on the command line: a scenario
+            return ScenarioFile.from_parent(parent, path=file_path)
         try:
             with file_path.open(encoding="utf-8") as fh:
                 head = fh.readline()
@@ -114,6 +141,28 @@ def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Col
             return None
         if "yaml-language-server" in head and MODELINE in head:
             return ScenarioFile.from_parent(parent, path=file_path)
+    return None
+
+
+def pytest_report_collectionfinish(
+    config: pytest.Config, start_path: Path, items: list[pytest.Item]
+) -> list[str]:
+    """When no scenario was selected, why (shown after "collected N items")."""
+    if any(isinstance(i, ScenarioItem) for i in items):
+        return []
+    why_none = config.stash.get(_WHY_NONE, None) or []
+    return [f"squall: {why}" for why in dict.fromkeys(why_none)]
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_report_teststatus(report: pytest.TestReport, config: pytest.Config) -> Any:
+    """An ERROR verdict (or a driver that did not start) is a pytest error, not a failure."""
+    if (
+        report.when == "call"
+        and report.failed
+        and any(key == ERROR_KEY for key, _ in report.user_properties)
+    ):
+        return "error", "E", "ERROR"
     return None
 
 
@@ -157,7 +206,9 @@ def first_client(config: pytest.Config) -> str:
 
 @dataclass(frozen=True)
 class Known:
-    """A verdict a client is known to get, with why: ``FAILED`` (always) or ``FLAKY`` (a race)."""
+    """A verdict a client is known to get, with why: ``FAILED`` (always), ``FLAKY`` (a race
+    that fails some runs) or ``ERROR`` (it cannot be judged here, say a driver that needs
+    what this machine lacks)."""
 
     verdict: str
     why: str
@@ -169,9 +220,10 @@ def _known(data: dict[str, Any], path: Path) -> dict[tuple[str, str], Known]:
     for client, rows in (data.get("known") or {}).items():
         for scenario, row in (rows or {}).items():
             verdict = str((row or {}).get("verdict", "")).upper()
-            if verdict not in ("FAILED", "FLAKY") or not (row or {}).get("why"):
+            if verdict not in KNOWN_VERDICTS or not (row or {}).get("why"):
                 raise pytest.UsageError(
-                    f"{path}: known.{client}.{scenario} needs verdict FAILED or FLAKY and a why"
+                    f"{path}: known.{client}.{scenario} needs verdict "
+                    f"{', '.join(KNOWN_VERDICTS[:-1])} or {KNOWN_VERDICTS[-1]} and a why"
                 )
             out[(str(client), str(scenario))] = Known(verdict, str(row["why"]))
     return out
@@ -194,26 +246,77 @@ class _ScenarioCollector(pytest.File):
                 self, name=f"invalid:{Path(path).name}", problems=found
             )
         clients = _clients(self.config, self.suite_clients)
-        for item in select(loaded, _globs(self.config) or None):
-            for client in clients:
-                # A behaviour the client's dialect does not have is no test for it.
-                if profile(client).dialect not in item.scenario.dialects:
-                    continue
-                name = item.scenario.id if len(clients) == 1 else f"{item.scenario.id}[{client}]"
-                known = self.known.get((client, item.scenario.id))
-                yield ScenarioItem.from_parent(
-                    self, name=name, loaded=item, client=client, known=known
-                )
+        globs = _globs(self.config)
+        selected = select(loaded, globs or None)
+        if not selected:
+            self.config.stash[_WHY_NONE].append(_why_none(paths, loaded, globs))
+        # A behaviour the client's dialect does not have is no test for it.
+        runs = [
+            (item, client)
+            for item in selected
+            for client in clients
+            if profile(client).dialect in item.scenario.dialects
+        ]
+        broken = self._preflight(list(dict.fromkeys(c for _, c in runs)))
+        for client, report in broken.items():
+            unstarted = [item for item, c in runs if c == client]
+            yield DriverNotStarted.from_parent(
+                self, name=f"driver[{client}]", client=client, report=report, runs=unstarted
+            )
+        for item, client in runs:
+            if client in broken:
+                continue
+            name = item.scenario.id if len(clients) == 1 else f"{item.scenario.id}[{client}]"
+            known = self.known.get((client, item.scenario.id))
+            yield ScenarioItem.from_parent(self, name=name, loaded=item, client=client, known=known)
+
+    def _preflight(self, clients: list[str]) -> dict[str, str]:
+        """Start each client's driver once (once per session): client -> why it did not."""
+        import asyncio
+
+        from .clients import preflight_all
+
+        if self.config.option.collectonly or not clients:
+            return {}
+        started = self.config.stash[_STARTED]
+        todo = [c for c in clients if c not in started]
+        if todo:
+            timescale = self.config.getoption("timescale") or 0.01
+            broken = asyncio.run(preflight_all(todo, timescale=timescale))
+            started.update({c: broken.get(c) for c in todo})
+        return {c: why for c in clients if (why := started.get(c)) is not None}
+
+
+def _why_none(paths: list[Path], loaded: list[Loaded], globs: list[str]) -> str:
+    """Why a collector selected no scenario, and how to select one."""
+    where = ", ".join(str(p) for p in paths) or "(no paths)"
+    if not loaded:
+        return f"no valid scenario file under {where}"
+    ids = sorted(item.scenario.id for item in loaded)
+    shown = ", ".join(ids[:8]) + (f", ... ({len(ids)} in all)" if len(ids) > 8 else "")
+    return (
+        f"--scenarios {' '.join(repr(g) for g in globs)} matched none of the {len(ids)} "
+        f"scenario id(s) under {where} ({shown}); globs match ids, not file names. For "
+        "scenario files elsewhere, add --scenario-dir DIR or pass the file's path"
+    )
 
 
 class SuiteFile(_ScenarioCollector):
-    """``squall-suite.yaml``: ``scenarios:`` lists files or directories, relative to it."""
+    """``squall-suite.yaml``: ``scenarios:`` lists files or directories, relative to it;
+    ``--scenario-dir`` replaces them (relative to where pytest was started)."""
 
     def collect(self) -> Iterator[pytest.Item]:
         from ruamel.yaml import YAML
 
         data = YAML(typ="safe").load(self.path.read_text(encoding="utf-8")) or {}
         paths = [(self.path.parent / p).resolve() for p in data.get("scenarios", [])]
+        given = self.config.getoption("scenario_dir")
+        if given:
+            here = self.config.invocation_params.dir
+            paths = [(here / p).resolve() for p in given]
+            missing = [str(p) for p in paths if not p.exists()]
+            if missing:
+                raise pytest.UsageError(f"--scenario-dir: no such file or directory: {missing}")
         self.suite_clients = [str(c) for c in data.get("clients") or []] or None
         self.known = _known(data, self.path)
         yield from self._items(paths)
@@ -224,9 +327,67 @@ class ScenarioFile(_ScenarioCollector):
         yield from self._items([self.path])
 
 
+class DriverNotStarted(pytest.Item):
+    """A client whose driver did not start: one ERROR with its whole stderr, standing for
+    every scenario of that client (none of them ran)."""
+
+    def __init__(self, *, client: str, report: str, runs: list[Loaded], **kw: Any) -> None:
+        super().__init__(**kw)
+        self.client = client
+        self.report = report
+        self.runs = runs
+
+    def runtest(self) -> None:
+        raise DriverDidNotStart(self.report)
+
+    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> Any:
+        if isinstance(excinfo.value, DriverDidNotStart):
+            first, _, rest = self.report.partition("\n")
+            first += f" ({len(self.runs)} scenario(s) of {self.client} not run)"
+            return FailureRepr(first, rest.rstrip())
+        return super().repr_failure(excinfo)
+
+    def results(self) -> list[dict[str, Any]]:
+        """The ERROR result of each scenario that did not run, for the matrix."""
+        from .run import not_started
+
+        return [not_started(item, self.client, self.report).to_json() for item in self.runs]
+
+    def reportinfo(self) -> tuple[Path, int, str]:
+        return self.path, 0, f"driver of {self.client}"
+
+
+class DriverDidNotStart(Exception):
+    pass
+
+
+@dataclass(frozen=True)
+class _Crash:
+    message: str
+
+
+class FailureRepr:
+    """A scenario's failure as pytest shows it: the whole text in the report, and its one-line
+    headline (step, expected, observed, rule) as the crash message, which is what ``-ra``
+    prints after the test id and JUnit puts in the failure's ``message``. (Under xdist the
+    report travels as text and ``-ra`` shows its first line: the headline too.)"""
+
+    def __init__(self, headline: str, text: str) -> None:
+        self.reprcrash = _Crash(headline)
+        self.text = f"{headline}\n{text}" if headline else text
+
+    def toterminal(self, tw: Any) -> None:
+        for line in self.text.splitlines():
+            tw.line(line)
+
+    def __str__(self) -> str:
+        return self.text
+
+
 class ScenarioFailed(AssertionError):
     def __init__(self, result: Result, *, note: str = "") -> None:
-        super().__init__(note or result.scenario)
+        # The message is what Allure and `-ra` headline: expected, observed, the rule.
+        super().__init__(note or result.headline() or result.scenario)
         self.result = result
         self.note = note
 
@@ -267,11 +428,16 @@ class ScenarioItem(pytest.Item):
             write_transcript(result, base / "transcripts")
         _allure(result, self.loaded)
         known = self.known
+        if result.verdict is Verdict.ERROR:
+            if known is not None and known.verdict == "ERROR":
+                pytest.xfail(f"known ERROR for {self.client}: {known.why}")
+            raise ScenarioFailed(result)  # reported as a pytest error (pytest_report_teststatus)
         if result.verdict is Verdict.FAILED:
-            if known is not None:  # reported as it is, and CI stays green on what is known
+            if known is not None and known.verdict != "ERROR":
+                # reported as it is, and CI stays green on what is known
                 pytest.xfail(f"known {known.verdict} for {self.client}: {known.why}")
             raise ScenarioFailed(result)
-        if known is not None and known.verdict == "FAILED":
+        if known is not None and known.verdict in ("FAILED", "ERROR"):
             raise ScenarioFailed(
                 result,
                 note=f"{self.client} is listed as known FAILED ({known.why}) but got "
@@ -282,14 +448,15 @@ class ScenarioItem(pytest.Item):
             clean = result.secrets.scrub_text if result.secrets is not None else str
             pytest.skip(clean(f"UNIMPLEMENTED: {reason}"))
 
-    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> str:
+    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> Any:
         if isinstance(excinfo.value, ScenarioFailed):
             from .report import failure_text
 
             if excinfo.value.note:
                 return excinfo.value.note
-            return failure_text(excinfo.value.result)
-        return str(super().repr_failure(excinfo))
+            result = excinfo.value.result
+            return FailureRepr(result.headline(), failure_text(result))
+        return super().repr_failure(excinfo)
 
     def reportinfo(self) -> tuple[Path, int, str]:
         return self.loaded.path, self.loaded.line - 1, f"scenario {self.name}"
@@ -298,9 +465,15 @@ class ScenarioItem(pytest.Item):
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
     report = yield
+    if isinstance(item, DriverNotStarted) and call.when == "call":
+        report.user_properties.append((ERROR_KEY, True))
+        for res_json in item.results():
+            report.user_properties.append((RESULT_KEY, json.dumps(res_json, default=str)))
     if isinstance(item, ScenarioItem) and call.when == "call" and item.result is not None:
         res = item.result
         report.user_properties.append((RESULT_KEY, json.dumps(res.to_json(), default=str)))
+        if res.verdict.value == "ERROR" and report.failed:
+            report.user_properties.append((ERROR_KEY, True))
         if res.verdict.value in ("NON-STRICT", "INFORMATIONAL"):
             text = f"{res.verdict.value}: {'; '.join(res.notes)}"
             clean = res.secrets.scrub_text if res.secrets is not None else str
@@ -353,7 +526,13 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
 
 
 def _allure(result: Result, loaded: Loaded) -> None:
-    """Replay the run as Allure steps with attachments, when allure-pytest is recording."""
+    """Replay the run as Allure steps with attachments, when allure-pytest is recording.
+
+    Each step ends with the status it had: passed, failed (the expectation and the
+    observation, and a trace at the step's line in the YAML file), broken (an ERROR, not
+    the client's fault) or skipped (never ran, or UNIMPLEMENTED). Tags come from the
+    item's markers (allure-pytest reads them), so none are added here.
+    """
     try:
         import allure
         from allure_commons._allure import plugin_manager
@@ -369,23 +548,50 @@ def _allure(result: Result, loaded: Loaded) -> None:
     sc = loaded.scenario
     allure.dynamic.title(clean.scrub_text(f"{sc.id}: {sc.title}"))
     allure.dynamic.description(clean.scrub_text(sc.description or sc.title))
-    allure.dynamic.tag(*sc.tags) if sc.tags else None
     allure.dynamic.parameter("client", result.client)
     allure.dynamic.label("verdict", result.verdict.value)
-    for ref in sc.spec:
+    for ref in dict.fromkeys(sc.spec):
         allure.dynamic.label("spec", ref)
     for step in result.steps:
-        try:
-            with allure.step(step_title(step, clean)):
-                message = clean.scrub_text(step.message)
-                if step.status.value in ("failed", "unimplemented"):
-                    raise AssertionError(message)
-                if step.status.value == "missed":
-                    allure.attach(message, "missed", allure.attachment_type.TEXT)
-        except AssertionError:
-            pass
-    allure.attach(transcript_jsonl(result), "transcript.jsonl", allure.attachment_type.JSON)
+        message = clean.scrub_text(step.message)
+        exc = _allure_outcome(step.status.value, message)
+        context = allure.step(step_title(step, clean))
+        context.__enter__()
+        if step.status.value in ("missed", "late") and message:
+            allure.attach(message, step.status.value, allure.attachment_type.TEXT)
+        # Ended by hand, not by raising: a raise would put this file first in the trace.
+        judged = exc is not None and step.status.value in ("failed", "error")
+        trace = _yaml_trace(str(loaded.path), step.line, step.name, exc) if judged else None
+        context.__exit__(type(exc) if exc else None, exc, trace)
+    # JSON lines are not one JSON document: Allure's JSON viewer would reject them, its
+    # text viewer shows them; the file keeps its .jsonl name.
+    allure.attach(transcript_jsonl(result), "transcript.jsonl", "text/plain", "jsonl")
     allure.attach(sequence_svg(result), "sequence.svg", allure.attachment_type.SVG)
+
+
+def _allure_outcome(status: str, message: str) -> BaseException | None:
+    """The exception that gives an Allure step its status (None: passed)."""
+    if status == "failed":
+        return AssertionError(message)
+    if status == "error":
+        return RuntimeError(message)  # broken: not the client's fault
+    if status == "unimplemented":
+        return pytest.skip.Exception(message or "the client does not implement this")
+    if status == "skipped":
+        return pytest.skip.Exception("not run: an earlier step ended the scenario")
+    return None
+
+
+def _yaml_trace(path: str, line: int, name: str, exc: BaseException) -> Any:
+    """A traceback of one frame, at ``path:line`` in a function named after the step: what
+    Allure shows as the step's trace (with the YAML line's text, read by linecache)."""
+    code = compile("\n" * max(0, line - 1) + "raise __squall_step__", path, "exec")
+    try:
+        exec(code.replace(co_name=name), {"__squall_step__": exc})
+    except BaseException as raised:  # the exception given, now with the YAML frame
+        tb = raised.__traceback__
+        return tb.tb_next if tb is not None else None
+    return None
 
 
 # --- fixtures for users' own tests ---------------------------------------------------------------

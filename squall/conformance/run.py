@@ -4,9 +4,19 @@ Every scenario under PATHS (default ``scenarios/``) runs against each
 ``--client`` (default ``reference``), with a progress bar; the verdict matrix
 goes to ``--json`` (Autobahn ``index.json`` shape) and ``--html``, transcripts
 next to them. ``-j N`` runs N scenarios at once, each with its own simulator,
-proxy and client processes. Exit status: 0 when nothing FAILED, 1 when
-something did, 2 when a scenario file is invalid: each problem is printed as
-``file:line:column: what`` and the valid scenarios still run.
+proxy and client processes.
+
+Before anything runs, each client's driver is started once (:func:`.clients.preflight`):
+one that does not start is reported once, with its whole stderr, its scenarios are
+ERROR without running, and the others still run. Each FAILED or ERROR run is printed
+with its one-line headline (the step, expected, observed, the rule) and the
+transcript around it.
+
+Exit status: 0 when every run passed (OK, NON-STRICT, INFORMATIONAL, UNIMPLEMENTED);
+1 when a client FAILED; 2 when a scenario file is invalid or nothing was selected
+(each problem printed as ``file:line:column: what``; the valid scenarios still run);
+3 when a run is ERROR (a driver that did not start, a scenario that cannot be carried
+out, a squall bug): the more urgent of them, 2 before 3 before 1.
 
 Secrets: one registry for the whole command, fed by every run's, scrubs all it
 prints (failures, problems, log records) and the JSON and HTML reports.
@@ -26,10 +36,14 @@ from typing import Any
 
 from squall.secrets import Secrets
 
-from .clients import expand, profile
+from .clients import expand, preflight_all, profile
 from .loader import Loaded, load_all, select
 from .runner import Run
-from .verdicts import Result, Verdict
+from .verdicts import Blame, Failure, Result, Verdict
+
+EXIT_FAILED = 1
+EXIT_INVALID = 2
+EXIT_ERROR = 3
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -43,7 +57,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "reference-ringcentral, mixer-sdk, ringcentral-sdk), 'all', 'reference' with flags, "
         "or a driver command line",
     )
-    parser.add_argument("--scenarios", "-s", action="append", default=[], metavar="GLOB")
+    parser.add_argument(
+        "--scenarios",
+        "-s",
+        action="append",
+        default=[],
+        metavar="GLOB",
+        help="only scenarios whose id matches GLOB, e.g. 'drain.*' (repeatable; default all)",
+    )
     parser.add_argument("--timescale", type=float, default=None, help="override every scenario's")
     parser.add_argument("--json", metavar="PATH", help="write the verdict matrix as JSON")
     parser.add_argument("--html", metavar="DIR", help="write the static HTML report")
@@ -130,15 +151,38 @@ def _run(args: argparse.Namespace, secrets: Secrets) -> int:
     globs = [g for raw in args.scenarios for g in raw.split(",") if g]
     items = select(loaded, globs or None)
     if not items:
-        print("no scenario selected", file=sys.stderr)
-        return 2
-    clients = args.client or ["reference"]
+        print(secrets.scrub_text(nothing_selected(args.paths, loaded, globs)), file=sys.stderr)
+        return EXIT_INVALID
+    clients = expand(args.client or ["reference"])
     out_dir = Path(args.html) if args.html else (Path(args.json).parent if args.json else None)
     start = time.perf_counter()
-    results = _with_progress(items, clients, args, out_dir, write_transcript, secrets)
+    broken = asyncio.run(preflight_all(clients, timescale=args.timescale or 0.01))
+    for report in broken.values():
+        print(secrets.scrub_text(report), file=sys.stderr)
+    unstarted = [
+        not_started(item, spec, broken[spec])
+        for spec in broken
+        for item in items
+        if profile(spec).dialect in item.scenario.dialects
+    ]
+    if broken:
+        print(
+            f"{len(unstarted)} run(s) of {len(broken)} client(s) not started: ERROR",
+            file=sys.stderr,
+        )
+    working = [c for c in clients if c not in broken]
+    results = [
+        *(
+            _with_progress(items, working, args, out_dir, write_transcript, secrets)
+            if working
+            else []
+        ),
+        *unstarted,
+    ]
     wall = time.perf_counter() - start
     failed = [r for r in results if r.verdict is Verdict.FAILED]
-    for r in failed:
+    errors = [r for r in results if r.verdict is Verdict.ERROR and r.failure is not None]
+    for r in [*failed, *(e for e in errors if e.failure and e.failure.blame is not Blame.DRIVER)]:
         print(failure_text(r), file=sys.stderr)
     dicts = [r.to_json() for r in results]
     if args.json:
@@ -156,8 +200,48 @@ def _run(args: argparse.Namespace, secrets: Secrets) -> int:
         f" (x{proto / wall if wall else 0:.0f})"
     )
     if problems:
-        return 2
-    return 1 if failed else 0
+        return EXIT_INVALID
+    if errors:
+        return EXIT_ERROR
+    return EXIT_FAILED if failed else 0
+
+
+def nothing_selected(paths: list[str], loaded: list[Loaded], globs: list[str]) -> str:
+    """Why no scenario was selected, and what would have been."""
+    where = " ".join(str(p) for p in paths)
+    if not loaded:
+        return f"no scenario selected: no valid scenario file under {where}"
+    ids = sorted(item.scenario.id for item in loaded)
+    shown = ", ".join(ids[:12]) + (f", ... ({len(ids)} in all)" if len(ids) > 12 else "")
+    return (
+        f"no scenario selected: --scenarios {' '.join(repr(g) for g in globs)} matched none "
+        f"of the {len(ids)} scenario id(s) under {where} (globs match ids, not file names): "
+        f"{shown}"
+    )
+
+
+def not_started(item: Loaded, client: str, report: str) -> Result:
+    """The ERROR result of a run that did not start: its client's driver could not."""
+    sc = item.scenario
+    first = report.splitlines()[0] if report else "the driver did not start"
+    return Result(
+        scenario=sc.id,
+        title=sc.title,
+        path=str(item.path),
+        client=" ".join(client.split()),
+        verdict=Verdict.ERROR,
+        spec=list(sc.spec),
+        timescale=sc.timescale,
+        failure=Failure(
+            step=-1,
+            name="setup",
+            line=item.line,
+            expected="the client's driver starts",
+            observed=first,
+            blame=Blame.DRIVER,
+        ),
+        notes=[report],
+    )
 
 
 def _with_progress(

@@ -6,11 +6,20 @@ network, one driver process per client) and stops all of it when the scenario
 ends, faults included. Steps run in order; each expectation waits on the
 transcript (never a blind sleep) until it holds or its deadline passes.
 
+Blame: a step that fails because of the client is FAILED; one that fails for any
+other reason is ERROR, with :class:`~.verdicts.Blame` saying whose: the scenario
+(a server step that cannot be carried out, an unknown variable), the client's
+driver (it did not start) or squall (any other exception, with where it was raised).
+
 Times: a scenario's durations are protocol seconds; the shared
 ``LoopClock(timescale)`` turns them into real ones. Deadlines get a real-time
 ``GRACE`` on top, because processes and sockets do not run at the timescale; an
 expectation met after ``within`` (plus ``LATE_SLACK`` real seconds) is *late*,
-which makes the verdict NON-STRICT, not FAILED.
+which makes the verdict NON-STRICT, not FAILED. The same ``GRACE`` is the clock's
+``deadline_floor``: a window the simulator gives the client to answer in (a drain's
+``answer_within``, the auth timeout) never lasts less real time than the lesser of
+its protocol duration and ``GRACE`` (:func:`squall.clock.deadline_delay`), because
+the answer crosses real sockets; expectations measure ``within`` the same way.
 
 Secrets: a run's :class:`~squall.secrets.Secrets` knows the scenario's tokens and
 JWTs from the start and the recovery tokens the simulator issues as it issues
@@ -26,8 +35,11 @@ import asyncio
 import contextlib
 import socket
 import time
+import traceback
 from collections.abc import Awaitable, Callable
 from typing import Any
+
+from pydantic import BaseModel
 
 from squall.clock import LoopClock
 from squall.faults import FaultEvent, ProxyServer
@@ -37,9 +49,9 @@ from squall.simulator import AuthPolicy, Config, ControlError, Simulator
 from . import models as m
 from .clients import DriverError, DriverProcess, client_label, command_line, profile
 from .loader import Loaded
-from .match import dig, matches
+from .match import dig, error_matches, matches
 from .template import Templates
-from .verdicts import Failure, Result, StepResult, StepStatus, Verdict
+from .verdicts import Blame, Failure, Result, StepResult, StepStatus, Verdict
 
 GRACE = 3.0  # real seconds added to every positive deadline
 LATE_SLACK = 0.5  # real seconds past ``within`` before a match counts as late
@@ -47,13 +59,36 @@ NOISY_EVENTS = frozenset({"sent", "packet", "status"})
 
 
 class StepFailed(Exception):
-    """An expectation (or action) that did not hold: what was expected, what was seen."""
+    """An expectation (or action) that did not hold: what was expected, what was seen.
 
-    def __init__(self, expected: str, observed: str, *, unimplemented: bool = False) -> None:
+    ``blame`` is whose fault it is: the client's (FAILED, the default) or, for anything
+    else (:class:`~.verdicts.Blame`), nobody's the run can judge (ERROR).
+    """
+
+    def __init__(
+        self,
+        expected: str,
+        observed: str,
+        *,
+        unimplemented: bool = False,
+        blame: Blame = Blame.CLIENT,
+    ) -> None:
         super().__init__(expected)
         self.expected = expected
         self.observed = observed
         self.unimplemented = unimplemented
+        self.blame = blame
+
+
+def squall_bug(exc: BaseException) -> StepFailed:
+    """An exception no step should raise, as an ERROR that names it and where it came from."""
+    frames = traceback.extract_tb(exc.__traceback__)
+    where = f" at {frames[-1].filename}:{frames[-1].lineno}" if frames else ""
+    return StepFailed(
+        "the step runs without an internal error",
+        f"{type(exc).__name__}: {exc}{where}",
+        blame=Blame.SQUALL,
+    )
 
 
 def free_dead_url() -> str:
@@ -89,7 +124,9 @@ class Run:
         self.client_spec = client
         self.profile = profile(client)
         self.timescale = timescale or self.sc.timescale
-        self.clock = LoopClock(self.timescale)
+        # The client's answers cross real sockets: the simulator's deadlines for them are
+        # never shorter than GRACE real seconds (or their own protocol duration, if less).
+        self.clock = LoopClock(self.timescale, deadline_floor=GRACE)
         self.on_step = on_step
         self.templates = Templates(dict(self.sc.vars), self.sc.seed)
         self.records: list[dict[str, Any]] = []
@@ -113,6 +150,7 @@ class Run:
             title=self.sc.title,
             path=str(loaded.path),
             client=client_label(client),
+            spec=list(self.sc.spec),
             timescale=self.timescale,
             secrets=self.secrets,
         )
@@ -128,7 +166,7 @@ class Run:
         secrets = Secrets(public=shown, parent=parent)
         secrets.add(*(tokens or {}))
         for c in sc.clients.values():
-            secrets.add(c.token, c.jwt, c.policy.get("recovery_token"))
+            secrets.add(c.token, c.jwt, c.policy.recovery_token)
         return secrets
 
     # --- the transcript ------------------------------------------------------------------------
@@ -205,11 +243,8 @@ class Run:
 
     async def _start(self) -> None:
         sc = self.sc
-        config = Config()
-        for key, value in sc.server.config.items():
-            if not hasattr(config, key):
-                raise StepFailed(f"server.config.{key} is a server setting", "no such setting")
-            setattr(config, key, m.parse_duration(value) if isinstance(value, str) else value)
+        # Keys and types were checked when the file was loaded (models.ServerConfig).
+        config = Config(**sc.server.config.model_dump(exclude_unset=True))
         dialect = self.profile.dialect
         if dialect not in sc.dialects:
             raise StepFailed(
@@ -252,15 +287,20 @@ class Run:
         await asyncio.gather(*(self._spawn(name) for name in sc.clients))
 
     async def _spawn(self, name: str) -> None:
-        argv = command_line(self.client_spec, timescale=self.timescale, seed=self.sc.seed)
-        driver = DriverProcess(
-            argv,
-            lambda obj, n=name: self._client_line(n, obj),
-            env={"SQUALL_TIMESCALE": repr(self.timescale), "SQUALL_SEED": str(self.sc.seed)},
-            secrets=self.secrets,
-        )
-        self.drivers[name] = driver
-        await driver.start()
+        try:
+            argv = command_line(self.client_spec, timescale=self.timescale, seed=self.sc.seed)
+            driver = DriverProcess(
+                argv,
+                lambda obj, n=name: self._client_line(n, obj),
+                env={"SQUALL_TIMESCALE": repr(self.timescale), "SQUALL_SEED": str(self.sc.seed)},
+                secrets=self.secrets,
+            )
+            self.drivers[name] = driver
+            await driver.start()
+        except DriverError as exc:  # nothing of the client was judged
+            raise StepFailed(
+                f"the driver of client {name} starts", str(exc), blame=Blame.DRIVER
+            ) from None
         spec = self.sc.clients[name]
         args: dict[str, Any] = {
             "urls": self._urls(spec.urls or [spec.via if spec.via == "proxy" else "server"])
@@ -273,7 +313,7 @@ class Run:
             args["user"] = spec.user
         if self.sim is not None and self.sim.http_url is not None:
             args["server"] = self.sim.http_url  # the dialect's HTTP prelude (a token endpoint)
-        args.update(self.templates.render(spec.policy))
+        args.update(self.templates.render(spec.policy.model_dump(exclude_unset=True)))
         await self._command(name, "configure", args, wait=True)
 
     def _urls(self, names: list[str]) -> list[str]:
@@ -281,7 +321,9 @@ class Run:
         for ref in names:
             if ref not in self.endpoints:
                 raise StepFailed(
-                    f"an endpoint named {ref!r}", f"endpoints: {', '.join(self.endpoints)}"
+                    f"an endpoint named {ref!r}",
+                    f"endpoints: {', '.join(self.endpoints)}",
+                    blame=Blame.SCENARIO,
                 )
             out.append(self.endpoints[ref])
         return out
@@ -341,12 +383,14 @@ class Run:
                     await self._command(name, "connect", {}, wait=True)
             for step, sr in zip(self.sc.steps, steps, strict=True):
                 await self._run_step(step, sr)
-                if sr.status in (StepStatus.FAILED, StepStatus.UNIMPLEMENTED):
+                if sr.status in (StepStatus.FAILED, StepStatus.UNIMPLEMENTED, StepStatus.ERROR):
                     break
         except StepFailed as exc:
             self._fail(None, exc)
         except DriverError as exc:
             self._fail(None, StepFailed("the client follows the driver protocol", str(exc)))
+        except Exception as exc:  # a squall bug: still stop everything, and say so
+            self._fail(None, squall_bug(exc))
         finally:
             self.result.protocol_time = self.now()
             self.record("runner", "end")
@@ -362,6 +406,9 @@ class Run:
     def _conclude(self) -> None:
         res = self.result
         statuses = {s.status for s in res.steps}
+        if res.verdict is Verdict.ERROR or StepStatus.ERROR in statuses:
+            res.verdict = Verdict.ERROR  # never judged: not even informational
+            return
         if res.verdict is Verdict.UNIMPLEMENTED or StepStatus.UNIMPLEMENTED in statuses:
             res.verdict = Verdict.UNIMPLEMENTED
         elif res.failure is not None and (
@@ -394,8 +441,20 @@ class Run:
             expected=exc.expected,
             observed=exc.observed,
             transcript=window[-40:],
+            blame=exc.blame,
+            rule=self._rule(sr),
         )
-        self.result.verdict = Verdict.UNIMPLEMENTED if exc.unimplemented else Verdict.FAILED
+        if exc.blame is not Blame.CLIENT:
+            self.result.verdict = Verdict.ERROR
+        else:
+            self.result.verdict = Verdict.UNIMPLEMENTED if exc.unimplemented else Verdict.FAILED
+
+    def _rule(self, sr: StepResult | None) -> str | None:
+        """The ``rule:`` of the step that failed, if it says which rule it checks."""
+        if sr is None:
+            return None
+        rule = getattr(self.sc.steps[sr.index].args, "rule", None)
+        return str(rule) if rule else None
 
     async def _run_step(self, step: Any, sr: StepResult) -> None:
         sr.started = round(self.now(), 6)
@@ -410,7 +469,10 @@ class Run:
             sr.message = self.secrets.scrub_text(
                 f"expected {exc.expected}; observed {exc.observed}"
             )
-            if exc.unimplemented:
+            if exc.blame is not Blame.CLIENT:
+                sr.status = StepStatus.ERROR
+                self._fail(sr, exc)
+            elif exc.unimplemented:
                 sr.status = StepStatus.UNIMPLEMENTED
                 self._fail(sr, exc)
             elif level == "strict":
@@ -422,12 +484,22 @@ class Run:
         except DriverError as exc:
             sr.status = StepStatus.FAILED
             self._fail(sr, StepFailed("the client follows the driver protocol", str(exc)))
-        except (ControlError, ValueError, KeyError) as exc:
-            sr.status = StepStatus.FAILED
-            self._fail(sr, StepFailed(f"{sr.name} can be carried out", str(exc)))
+        except (ControlError, LookupError, ValueError) as exc:
+            # The scenario asked for what cannot be done here (a server step on a session
+            # that is not there, an unknown variable): the scenario's fault, not the client's.
+            self._error(
+                sr, StepFailed(f"{sr.name} can be carried out", _why(exc), blame=Blame.SCENARIO)
+            )
+        except Exception as exc:
+            self._error(sr, squall_bug(exc))
         sr.ended = round(self.now(), 6)
         if self.on_step is not None:
             self.on_step(sr)
+
+    def _error(self, sr: StepResult, exc: StepFailed) -> None:
+        sr.status = StepStatus.ERROR
+        sr.message = self.secrets.scrub_text(f"expected {exc.expected}; observed {exc.observed}")
+        self._fail(sr, exc)
 
     async def _dispatch(self, name: str, args: Any, sr: StepResult) -> str | None:
         pack_handler = m.STEP_HANDLERS.get(name)
@@ -504,15 +576,15 @@ class Run:
                 f"the client implements {cmd!r}", str(reply.get("error")), unimplemented=True
             )
         if expect_error:
-            import re
-
             if reply.get("ok"):
                 raise StepFailed(f"{cmd} to fail", f"it succeeded: {_short(reply.get('result'))}")
-            if isinstance(expect_error, str) and not re.search(
-                expect_error, str(reply.get("error"))
+            if isinstance(expect_error, str) and not error_matches(
+                expect_error, reply.get("type"), reply.get("error")
             ):
+                shown = expect_error if expect_error.startswith("/") else f"/{expect_error}/"
                 raise StepFailed(
-                    f"{cmd} to fail matching /{expect_error}/", str(reply.get("error"))
+                    f"{cmd} to fail with an error matching {shown}",
+                    f"{reply.get('type')}: {reply.get('error')}",
                 )
         elif not reply.get("ok"):
             raise StepFailed(f"{cmd} to succeed", f"{reply.get('type')}: {reply.get('error')}")
@@ -526,6 +598,8 @@ class Run:
             info = type(args).model_fields[f]
             if value is None and f not in args.model_fields_set:
                 continue
+            if isinstance(value, BaseModel):  # a policy: what the scenario set, parsed
+                value = value.model_dump(exclude_unset=True)
             payload[info.alias or f] = value
         payload = self.templates.render(payload)
         if cmd == "command":
@@ -609,9 +683,16 @@ class Run:
         return rec["event"] == event and (data is None or matches(data, rec.get("data")))
 
 
+def _why(exc: BaseException) -> str:
+    """An exception as its message (a KeyError's ``str`` is its key, quoted)."""
+    plain_key_error = isinstance(exc, KeyError) and type(exc).__str__ is KeyError.__str__
+    text = exc.args[0] if plain_key_error and exc.args else str(exc)
+    return str(text) or type(exc).__name__
+
+
 def run_sync(loaded: Loaded, **kwargs: Any) -> Result:
     """Run one scenario on a fresh event loop (for the pytest plugin and ``squall run``)."""
     return asyncio.run(Run(loaded, **kwargs).execute())
 
 
-__all__ = ["GRACE", "Run", "StepFailed", "dig", "run_sync"]
+__all__ = ["GRACE", "Run", "StepFailed", "dig", "run_sync", "squall_bug"]

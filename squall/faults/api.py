@@ -147,6 +147,7 @@ async def _guarded(request: web.Request, handler: Handler) -> web.StreamResponse
     if request.headers.get("User-Agent", "").startswith("Mozilla/"):
         return plain("User agent not allowed\n", 403)
     task = asyncio.ensure_future(_handle(request, handler))
+    # real seconds, whatever the clock: Go's TimeoutHandler guards an HTTP request, not a toxic
     done, _ = await asyncio.wait({task}, timeout=HANDLER_TIMEOUT)
     if not done:
         return web.Response(status=503, body=b"")  # Go's TimeoutHandler(…, 25s, "")

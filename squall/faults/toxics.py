@@ -27,6 +27,7 @@ import struct
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from ..clock import wait_for
 from .errors import BAD_REQUEST_BODY, ApiError
 from .gojson import Number
 
@@ -117,7 +118,7 @@ class Stub:
     async def recv_within(self, seconds: float) -> Any:
         """A chunk, ``None`` for EOF, or :data:`TIMEOUT` after ``seconds`` of clock time."""
         try:
-            return await asyncio.wait_for(self.input.get(), _wait(seconds) * self.clock.timescale)
+            return await wait_for(self.clock, self.input.get(), _wait(seconds))
         except TimeoutError:
             return TIMEOUT
 

@@ -2,19 +2,26 @@
 
 ``on(name, handler)`` / ``off(name, handler)`` mirror RTCCafe's client; handlers may be
 plain functions or coroutine functions. Every emitted event is also appended to
-``history`` as an :class:`Event` with a monotonic timestamp, and
+``history`` as an :class:`Event` stamped with its clock's ``now()``, and
 ``await events.wait_for(name, ...)`` returns the first matching event at or after
 a cursor (``events.mark()``), whether it was emitted before the call or after.
+
+Time is the injected :class:`~squall.clock.Clock` (real time by default: media runs
+on the wall clock): timestamps are its ``now()`` and a ``wait_for`` timeout is in its
+seconds, so a test that compresses the clock compresses both.
 """
 
 from __future__ import annotations
 
 import asyncio
 import inspect
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
+
+from ..clock import Clock, LoopClock, wait_for
+
+__all__ = ["MEMBER_EVENTS", "Event", "Events"]
 
 
 @dataclass(frozen=True)
@@ -29,7 +36,8 @@ class Event:
 
 
 class Events:
-    def __init__(self) -> None:
+    def __init__(self, clock: Clock | None = None) -> None:
+        self.clock: Clock = clock or LoopClock()
         self.history: list[Event] = []
         self._handlers: dict[str, list[Callable[..., Any]]] = {}
         self._waiters: list[tuple[str, Callable[..., bool] | None, asyncio.Future[Event]]] = []
@@ -48,7 +56,7 @@ class Events:
             self._handlers[name].remove(handler)
 
     def emit(self, name: str, *args: Any) -> None:
-        event = Event(time.monotonic(), name, args)
+        event = Event(self.clock.now(), name, args)
         self.history.append(event)
         for handler in list(self._handlers.get(name, [])):
             result = handler(*args)
@@ -84,14 +92,15 @@ class Events:
         since: int = 0,
         timeout: float = 10.0,
     ) -> Event:
-        """The first ``name`` event at or after ``since`` for which ``match(*args)`` holds."""
+        """The first ``name`` event at or after ``since`` for which ``match(*args)`` holds;
+        :class:`TimeoutError` after ``timeout`` seconds of the clock."""
         for event in self.history[since:]:
             if event.name == name and (match is None or match(*event.args)):
                 return event
         fut: asyncio.Future[Event] = asyncio.get_running_loop().create_future()
         self._waiters.append((name, match, fut))
         try:
-            return await asyncio.wait_for(fut, timeout)
+            return await wait_for(self.clock, fut, timeout)
         except TimeoutError:
             seen = ", ".join(self.names(since)[-12:]) or "none"
             raise TimeoutError(

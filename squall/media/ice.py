@@ -30,6 +30,16 @@ from contextlib import contextmanager
 import aioice.ice
 from aiortc import RTCConfiguration, RTCIceServer
 
+__all__ = [
+    "LOOPBACK",
+    "acquire",
+    "active",
+    "loopback_host_addresses",
+    "loopback_ice",
+    "release",
+    "rtc_configuration",
+]
+
 LOOPBACK = "127.0.0.1"
 
 _lock = threading.Lock()

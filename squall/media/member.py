@@ -48,6 +48,10 @@ Events (RTCCafe's, in snake case): ``connect_to_peer(sid)``, ``disconnect_from_p
 ``peer_track_removed(sid, id)``, ``peer_track_definition_removed(sid, id, kind, description)``,
 ``reassign_peer_sid(old_sid, sid)``, ``message(sender, message)``, plus
 ``joined(sid, room)`` and ``signalling_error(frame)``.
+
+Time: the member's ``clock`` (its events' clock; real by default) stamps events and
+``connected_at``. The guards on aiortc's negotiation (``ANSWER_TIMEOUT``) stay in real
+seconds whatever that clock: aiortc gathers, handshakes and connects on the wall clock.
 """
 
 from __future__ import annotations
@@ -71,6 +75,7 @@ from aiortc.contrib.media import MediaRelay
 from aiortc.mediastreams import MediaStreamTrack
 from aiortc.sdp import candidate_from_sdp
 
+from ..clock import Clock
 from . import ice
 from .events import Events
 from .observe import StateLog
@@ -81,7 +86,7 @@ log = logging.getLogger(__name__)
 
 Frame = dict[str, Any]
 DATA_CHANNEL_LABEL = "squall"
-ANSWER_TIMEOUT = 10.0
+ANSWER_TIMEOUT = 10.0  # real seconds: how long aiortc may take to negotiate, on the wall clock
 
 
 @dataclass
@@ -136,11 +141,14 @@ class RoomMember:
         events: Events | None = None,
         name: str = "member",
         redefine_on_join: bool = True,
+        clock: Clock | None = None,
     ) -> None:
+        """``clock`` stamps events and ``connected_at`` (default: ``events``' clock)."""
         self._send = send
         self.configuration = configuration or ice.rtc_configuration()
         self.permanent_id = permanent_id
-        self.events = events or Events()
+        self.events = events or Events(clock)
+        self.clock: Clock = clock or self.events.clock
         self.name = name
         self.redefine_on_join = redefine_on_join
         self.sid: str | None = None
@@ -420,8 +428,7 @@ class RoomMember:
         )
         if ready and not peer.connected:
             peer.connected = True
-            loop = asyncio.get_running_loop()
-            peer.connected_at = loop.time()
+            peer.connected_at = self.clock.now()
             self.events.emit("connect_to_peer", peer.sid)
 
     def _rekey(self, old: str, new: str) -> None:
@@ -544,6 +551,7 @@ class RoomMember:
                     "offer",
                     {"type": "offer", "sdp": pc.localDescription.sdp, "tracks": tracks},
                 )
+                # real seconds: a guard on aiortc and the remote peer, not a media duration
                 answer = await asyncio.wait_for(peer.answer, ANSWER_TIMEOUT)
                 if pc.signalingState == "closed":
                     return
@@ -673,7 +681,7 @@ async def _until_connected(pc: RTCPeerConnection, timeout: float = ANSWER_TIMEOU
 
     pc.on("connectionstatechange", check)
     try:
-        await asyncio.wait_for(done, timeout)
+        await asyncio.wait_for(done, timeout)  # real seconds: aiortc connects on the wall clock
     finally:
         pc.remove_listener("connectionstatechange", check)
 

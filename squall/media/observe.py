@@ -17,6 +17,14 @@ from typing import Any
 
 from aiortc import RTCPeerConnection
 
+__all__ = [
+    "STATE_PROPERTIES",
+    "StateLog",
+    "stat_types",
+    "stats_delta",
+    "stats_snapshot",
+]
+
 STATE_PROPERTIES = {
     "connectionstatechange": "connectionState",
     "iceconnectionstatechange": "iceConnectionState",

@@ -16,7 +16,10 @@ from dataclasses import dataclass, field
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from av import AudioFrame, AudioResampler, VideoFrame
 
+from ..clock import Clock, LoopClock, wait_for
 from .tracks import audio_rms, decode_index, is_black
+
+__all__ = ["SILENCE_RMS", "MediaReport", "TrackProbe"]
 
 SILENCE_RMS = 0.01
 
@@ -67,10 +70,17 @@ class _Tally:
 
 
 class TrackProbe:
-    """Reads ``track`` until stopped or ended; ``await frames_at_least(n)`` waits for n frames."""
+    """Reads ``track`` until stopped or ended; ``await frames_at_least(n)`` waits for n frames.
 
-    def __init__(self, track: MediaStreamTrack, *, keep_indices: bool = False) -> None:
+    Timeouts are in ``clock`` seconds: real by default, as frames over a peer connection
+    arrive in real time; give it the clock of a compressed local track it reads.
+    """
+
+    def __init__(
+        self, track: MediaStreamTrack, *, keep_indices: bool = False, clock: Clock | None = None
+    ) -> None:
         self.track = track
+        self.clock: Clock = clock or LoopClock()
         self.kind = track.kind
         self._tally = _Tally()
         self._keep = keep_indices
@@ -153,7 +163,7 @@ class TrackProbe:
             fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
             self._waiters.append((n, fut))
             try:
-                await asyncio.wait_for(fut, timeout)
+                await wait_for(self.clock, fut, timeout)
             except TimeoutError:
                 raise TimeoutError(
                     f"{self.kind} track: {self._tally.frames} of {n} frames within {timeout:g}s"

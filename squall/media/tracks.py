@@ -14,18 +14,35 @@ ever "black" by testrtc's rule (mean luma < 20).
 
 Audio: :class:`ToneAudioTrack` is a 440 Hz sine, 20 ms frames at 48 kHz mono,
 so a receiver can tell sound (RMS well above zero after Opus) from silence.
+
+Both pace their frames on an injected :class:`~squall.clock.Clock`, real time by
+default: aiortc's encoders, RTP timestamps and jitter buffers run on the wall clock,
+so a track sent over a peer connection keeps it. A compressed clock makes a track
+read directly (a probe, a test) deliver a minute of frames in a fraction of a second.
 """
 
 from __future__ import annotations
 
-import asyncio
 import fractions
 import math
 import struct
-import time
 
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from av import AudioFrame, VideoFrame
+
+from ..clock import Clock, LoopClock
+
+__all__ = [
+    "IndexedVideoTrack",
+    "ToneAudioTrack",
+    "audio_rms",
+    "decode_index",
+    "encode_bits",
+    "indexed_frame",
+    "is_black",
+    "luma_plane",
+    "mean_luma",
+]
 
 WIDTH, HEIGHT = 320, 240
 COLS, ROWS = 8, 4
@@ -113,14 +130,22 @@ def is_black(frame: VideoFrame) -> bool:
 
 
 class _PacedTrack(MediaStreamTrack):
-    """Paces frames on the wall clock like aiortc's own synthetic tracks."""
+    """Paces frames on its clock (the wall clock by default, like aiortc's own synthetic
+    tracks): frame N is not returned before N frame periods after the first."""
 
     _start: float | None = None
 
-    def _due(self, ticks: int, rate: int) -> float:
+    def __init__(self, clock: Clock | None = None) -> None:
+        super().__init__()
+        self.clock: Clock = clock or LoopClock()
+
+    async def _pace(self, ticks: int, rate: int) -> None:
+        """Wait until ``ticks`` at ``rate`` per second after the first frame."""
+        now = self.clock.now()
         if self._start is None:
-            self._start = time.monotonic()
-        return self._start + ticks / rate
+            self._start = now
+        # sleep(0) when behind: a reader slower than the pace must still let the loop run
+        await self.clock.sleep(max(0.0, self._start + ticks / rate - now))
 
 
 class IndexedVideoTrack(_PacedTrack):
@@ -128,8 +153,8 @@ class IndexedVideoTrack(_PacedTrack):
 
     kind = "video"
 
-    def __init__(self, fps: int = 30) -> None:
-        super().__init__()
+    def __init__(self, fps: int = 30, *, clock: Clock | None = None) -> None:
+        super().__init__(clock)
         self.fps = fps
         self.sent = 0
         self._time_base = fractions.Fraction(1, VIDEO_CLOCK)
@@ -139,9 +164,7 @@ class IndexedVideoTrack(_PacedTrack):
             raise MediaStreamError
         index = self.sent
         ticks = index * (VIDEO_CLOCK // self.fps)
-        wait = self._due(ticks, VIDEO_CLOCK) - time.monotonic()
-        if wait > 0:
-            await asyncio.sleep(wait)
+        await self._pace(ticks, VIDEO_CLOCK)
         frame = indexed_frame(index)
         frame.pts = ticks
         frame.time_base = self._time_base
@@ -154,8 +177,10 @@ class ToneAudioTrack(_PacedTrack):
 
     kind = "audio"
 
-    def __init__(self, frequency: float = 440.0, amplitude: float = 0.3) -> None:
-        super().__init__()
+    def __init__(
+        self, frequency: float = 440.0, amplitude: float = 0.3, *, clock: Clock | None = None
+    ) -> None:
+        super().__init__(clock)
         self.sent = 0
         samples = int(AUDIO_RATE * AUDIO_PTIME)
         self._samples = samples
@@ -168,9 +193,7 @@ class ToneAudioTrack(_PacedTrack):
         if self.readyState != "live":
             raise MediaStreamError
         start = self.sent * self._samples
-        wait = self._due(start, AUDIO_RATE) - time.monotonic()
-        if wait > 0:
-            await asyncio.sleep(wait)
+        await self._pace(start, AUDIO_RATE)
         step = 2 * math.pi * self._frequency / AUDIO_RATE
         pcm = struct.pack(
             f"<{self._samples}h",

@@ -13,6 +13,7 @@ from typing import Any
 
 from pydantic import TypeAdapter, ValidationError
 
+from . import jsontext
 from .errors import InvalidMessage, MalformedFrame, ProtocolError, UnknownMessageType
 from .messages import CLIENT_TYPES, SERVER_TYPES, ClientMessage, Message, ServerMessage
 
@@ -41,6 +42,13 @@ def _decode(adapter: TypeAdapter[Any], known: frozenset[str], data: str | bytes)
             data = bytes(data).decode("utf-8")
         except UnicodeDecodeError as exc:
             raise MalformedFrame(f"frame is not valid UTF-8 at byte {exc.start}") from None
+    if "NaN" in data or "Infinity" in data:
+        # pydantic-core's parser reads NaN and Infinity as numbers; they are not JSON
+        # (docs/protocol.md §9: 1007), and no JSON peer could be answered with them.
+        try:
+            jsontext.loads(data)
+        except ValueError as exc:
+            raise MalformedFrame(f"frame is not valid JSON: {exc}") from None
     try:
         return adapter.validate_json(data)
     except ValidationError as exc:
@@ -53,10 +61,12 @@ def _explain(exc: ValidationError, known: frozenset[str], data: str) -> Protocol
     kind = first["type"]
     if kind == "json_invalid":
         return MalformedFrame(f"frame is not valid JSON: {first['ctx'].get('error', first['msg'])}")
+    if kind == "string_unicode":  # a str with a lone surrogate, handed in directly: not UTF-8
+        return MalformedFrame("frame is not valid UTF-8 text: it holds a lone surrogate")
     try:
         obj = json.loads(data)
-    except ValueError:  # pragma: no cover - pydantic said it was JSON
-        obj = None
+    except (ValueError, RecursionError):  # pydantic stopped before the JSON ended
+        return MalformedFrame(f"frame is not valid JSON: {first['msg']}")
     if not isinstance(obj, dict):
         return MalformedFrame(f"frame must be a JSON object, got {type(obj).__name__}")
     mtype = obj.get("type")

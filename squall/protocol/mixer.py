@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from enum import IntEnum
 from typing import Any, ClassVar, Final
 
+from . import jsontext
 from .errors import InvalidMessage, MalformedFrame, UnknownMessageType, UnsupportedFrame
 
 __all__ = [
@@ -155,21 +156,15 @@ class AuthArguments:
 # --- decoding ---------------------------------------------------------------------------------
 
 
-def _reject_constant(name: str) -> Any:
-    # JSON.parse refuses NaN and Infinity; so do we, or a Python peer would accept what no
-    # JavaScript peer can send.
-    raise ValueError(f"{name} is not JSON")
-
-
 def _loads(data: str | bytes) -> Any:
     if not isinstance(data, str):
         raise UnsupportedFrame(f"binary frames are not Mixer chat packets ({len(data)} bytes)")
     try:
-        return json.loads(data, parse_constant=_reject_constant)
+        # Strict: no NaN or Infinity (JSON.parse refuses them too), no number beyond a double,
+        # no lone surrogate, no deeper than jsontext.MAX_DEPTH: nothing that cannot be answered.
+        return jsontext.loads(data)
     except ValueError as exc:  # JSONDecodeError is a ValueError
         raise MalformedFrame(f"packet is not valid JSON: {exc}", code=UNOTJSON) from None
-    except RecursionError:
-        raise MalformedFrame("packet is not valid JSON: nested too deeply", code=UNOTJSON) from None
 
 
 def _is_int(value: Any) -> bool:

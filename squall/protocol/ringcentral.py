@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, ClassVar, Literal
 
+from . import jsontext
 from .errors import InvalidMessage, MalformedFrame, UnknownMessageType, UnsupportedFrame
 
 #: meta.type values a client may send (``@rc-ex/ws`` sends only these)
@@ -331,7 +332,9 @@ def _split(data: str | bytes) -> tuple[dict[str, Any], Any, bool]:
             "binary frames are not part of the RingCentral WebSocket protocol (JSON text only)"
         )
     try:
-        value = json.loads(data)
+        # Strict (jsontext): no NaN, no number beyond a double, no lone surrogate, no nesting
+        # past jsontext.MAX_DEPTH: the dialect echoes messageId and records what it reads.
+        value = jsontext.loads(data)
     except ValueError as exc:
         raise MalformedFrame(f"frame is not valid JSON: {exc}") from None
     if not isinstance(value, list):
@@ -442,6 +445,8 @@ def decode_server(data: str | bytes) -> ServerFrame:
         f.check()
         return Heartbeat(message_id, status, headers if "headers" in meta else None, wsc)
     if mtype == "ClientRequest":
+        if status is not None and not 100 <= status <= 599:
+            f.problems.append(f"status: expected an HTTP status (100-599), got {status}")
         f.check()
         return ClientResponse(message_id, status, body, headers, wsc)
     if not isinstance(body, dict):

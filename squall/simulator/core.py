@@ -44,7 +44,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Protocol
 
-from squall.clock import Clock, Timer
+from squall.clock import Clock, Timer, deadline_delay
 
 from . import events as ev
 from . import ops
@@ -81,6 +81,9 @@ class Config:
     rate_burst: int = 2000
     max_message_size: int = 1 << 20
     server_ping_interval: float | None = None
+    #: Expired sessions whose recovery token still gets ``expired`` (with what was lost)
+    #: rather than ``unknown``: the newest ones, so a long ``squall serve`` stays bounded.
+    expired_tokens_kept: int = 10_000
 
 
 class SessionState(StrEnum):
@@ -109,6 +112,9 @@ class Connection:
     opened_at: float
     session: Session | None = None
     closed: bool = False
+    #: A close has been sent for: later frames from the client are not served (a frame in the
+    #: same read as the one that broke a rule must not get past it).
+    closing: bool = False
     silenced: bool = False
     drain: Drain | None = None
     auth_timer: Timer | None = None
@@ -245,13 +251,21 @@ class SimulatorCore:
             self._on_authenticate(conn, credentials)
         else:
             conn.auth_timer = self.clock.call_later(
-                self.config.auth_timeout, self._auth_timeout, conn
+                deadline_delay(self.clock, self.config.auth_timeout), self._auth_timeout, conn
             )
         return conn
 
     def receive(self, conn: Connection, data: str | bytes) -> None:
         """One frame from the client."""
         if conn.closed:
+            return
+        if conn.closing:
+            self.transcript.record(
+                "ignored",
+                conn=conn.sid,
+                reason="the server is closing this connection",
+                size=len(data),
+            )
             return
         now = self.clock.now()  # one clock read for the rate bucket and the record
         if not self._take_token(conn, now):
@@ -268,7 +282,7 @@ class SimulatorCore:
             self._write(conn, frame, "local")
         handlers = self._handlers
         for item in items:
-            if conn.closed:
+            if conn.closing or conn.closed:
                 return
             if conn.session is None and type(item) not in (ops.Authenticate, ops.BadInput):
                 self._unauthenticated(conn, item)
@@ -340,7 +354,7 @@ class SimulatorCore:
 
     def close(self, conn: Connection, reason: CloseReason, detail: str) -> None:
         """End one connection for ``reason``, as its dialect does; the session detaches later."""
-        if conn.closed:
+        if conn.closed or conn.closing:
             return
         closing = conn.wire.close(reason, detail)
         for frame in closing.frames:
@@ -350,9 +364,11 @@ class SimulatorCore:
     def close_with_code(
         self, conn: Connection, code: int, reason: str, *, why: CloseReason | None = None
     ) -> None:
-        """Close with a WebSocket code chosen by the caller (the control plane's ``drop``)."""
-        if conn.closed:
+        """Close with a WebSocket code chosen by the caller (the control plane's ``drop``).
+        The first close wins: once one is on its way, the connection serves nothing more."""
+        if conn.closed or conn.closing:
             return
+        conn.closing = True
         self.transcript.record(
             "closing", conn=conn.sid, code=code, reason=reason, why=why.value if why else None
         )
@@ -517,7 +533,10 @@ class SimulatorCore:
             session.connection = None
         for topic in tuple(session.subscriptions):
             self._unsubscribe(session, topic, keep=True)
-        self.expired_tokens[session.recovery_token] = len(session.buffer) + session.lost
+        expired = self.expired_tokens
+        expired[session.recovery_token] = len(session.buffer) + session.lost
+        while len(expired) > max(0, self.config.expired_tokens_kept):
+            del expired[next(iter(expired))]  # the oldest: a dict keeps insertion order
         self.by_token.pop(session.recovery_token, None)
         self.sessions.pop(session.id, None)
         self._set_state(session, SessionState.EXPIRED)
@@ -671,12 +690,15 @@ class SimulatorCore:
         conn.wire.dialect.require("drain", "server-requested reconnect")
         cfg = self.config
         deadline = cfg.drain_deadline if deadline is None else deadline
-        answer_within = cfg.drain_answer_within if answer_within is None else answer_within
+        if answer_within is None:
+            # a wire that never carries the answer leaves only the deadline to wait for
+            hears = conn.wire.dialect.hears_drain_answers
+            answer_within = cfg.drain_answer_within if hears else deadline
         if conn.drain and conn.drain.timer:
             conn.drain.timer.cancel()
         conn.drain = Drain(DrainState.ASKED, deadline=self.clock.now() + deadline)
         conn.drain.timer = self.clock.call_later(
-            answer_within,
+            deadline_delay(self.clock, answer_within),  # an answer crosses the real network
             self._drain_close,
             conn,
             f"reconnect request not answered within {answer_within:g}s",

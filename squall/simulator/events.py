@@ -13,6 +13,34 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+__all__ = [
+    "AuthFailed",
+    "Authenticated",
+    "CallFailed",
+    "Delivered",
+    "DrainRequested",
+    "Event",
+    "Joined",
+    "Left",
+    "PeerInfo",
+    "PeerJoined",
+    "PeerLeft",
+    "PeerSidReassigned",
+    "Pong",
+    "Publication",
+    "Recovery",
+    "Ref",
+    "Rejected",
+    "Relayed",
+    "Replied",
+    "ServerPing",
+    "Subscribed",
+    "TrackDefined",
+    "TrackRemoved",
+    "TrackRequested",
+    "Unsubscribed",
+]
+
 Ref = Any
 
 

@@ -13,6 +13,25 @@ from typing import Any, Literal
 
 from .seam import CloseReason
 
+__all__ = [
+    "AnswerDrain",
+    "Authenticate",
+    "BadInput",
+    "Call",
+    "DefineTrack",
+    "Join",
+    "Leave",
+    "Operation",
+    "Ping",
+    "Pong",
+    "Ref",
+    "Relay",
+    "RemoveTrack",
+    "RequestTrack",
+    "Subscribe",
+    "Unsubscribe",
+]
+
 Ref = Any
 
 

@@ -53,6 +53,8 @@ from .ops import Authenticate
 from .seam import Handshake
 from .server import Simulator
 
+__all__ = ["FakePeer", "InProcessLink", "ReceivedTrack", "RequestPolicy"]
+
 log = logging.getLogger(__name__)
 
 DEADLINE = 10.0

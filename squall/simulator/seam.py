@@ -19,8 +19,28 @@ from enum import StrEnum
 from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple, Protocol
 
 if TYPE_CHECKING:
+    from aiohttp import web
+
+    from .core import Link
     from .events import Delivered, Event
     from .ops import Authenticate, BadInput, Operation
+
+__all__ = [
+    "CloseReason",
+    "Closing",
+    "Dialect",
+    "Feed",
+    "Frame",
+    "Gate",
+    "Handler",
+    "Handshake",
+    "Inbound",
+    "Route",
+    "Transport",
+    "Unsupported",
+    "WireSession",
+    "snake_name",
+]
 
 
 class CloseReason(StrEnum):
@@ -99,6 +119,51 @@ class WireSession(Protocol):
 Handler = Callable[[Any], Awaitable[Any]]
 
 
+class Feed(Protocol):
+    """One connection's way into the core, held by a dialect's own transport."""
+
+    def receive(self, data: str | bytes) -> None:
+        """One frame from the client (a Socket.IO packet, an attachment)."""
+        ...
+
+    def closed(self, code: int | None, reason: str) -> None:
+        """The connection is gone, either side closed it or it broke."""
+        ...
+
+    def fail(self, reason: CloseReason, detail: str) -> None:
+        """The transport found a reason to end the connection (a message over the limit):
+        the core closes it as the dialect does, and records why."""
+        ...
+
+
+class Gate(Protocol):
+    """What the Simulator hands a dialect's own transport: connections in, refusals scripted."""
+
+    def new_link_id(self) -> str: ...
+
+    def refusal(self, path: str) -> int | None:
+        """The HTTP status to refuse this opening request with (``refuse_connections``), if any."""
+        ...
+
+    def open(self, link: Link, handshake: Handshake) -> Feed:
+        """A new connection: the dialect's wire session, attached to the core."""
+        ...
+
+
+class Transport(Protocol):
+    """A dialect's own transport (Socket.IO's Engine.IO), mounted on one listening port's app.
+
+    Frames still go through :class:`Feed` and :class:`~squall.simulator.core.Link`, so the
+    control plane, the transcript and faults treat it like the WebSocket endpoint.
+    """
+
+    def mount(self, app: web.Application) -> None: ...
+
+    async def shutdown(self) -> None:
+        """End every connection it carries: the Simulator is stopping."""
+        ...
+
+
 @dataclass(frozen=True)
 class Route:
     """An HTTP route a dialect serves beside its WebSocket (a token endpoint, a REST prelude)."""
@@ -124,6 +189,10 @@ class Dialect:
     #: True: any operation before authentication closes with ``CloseReason.POLICY``;
     #: False: it is answered with ``Rejected(code="not_authenticated")``.
     closes_before_auth: ClassVar[bool] = True
+    #: True: a client answers a drain request on this wire (``AnswerDrain``), within the
+    #: answer window. False: its deferral stays inside the SDK (Genesys' ``requestReconnect``),
+    #: so the server waits for the reconnect until the drain deadline instead.
+    hears_drain_answers: ClassVar[bool] = True
     #: the dialect's own settings and their defaults (``Simulator(dialect_options=...)``)
     defaults: ClassVar[dict[str, Any]] = {}
 
@@ -146,6 +215,13 @@ class Dialect:
 
     def routes(self) -> Sequence[Route]:
         return ()
+
+    def transport(self, gate: Gate) -> Transport | None:
+        """None: clients reach this dialect over the Simulator's WebSocket endpoint. A dialect
+        whose clients speak another transport (Socket.IO: long-polling and an upgrade on one
+        path) returns it; the Simulator serves it and :meth:`routes` on one aiohttp app per
+        listening port, and the endpoint URL is ``http(s)://host:port/``."""
+        return None
 
     def require(self, capability: str, what: str) -> None:
         """Raise :class:`Unsupported` unless this dialect has ``capability``."""

@@ -274,7 +274,7 @@ class Simulator(Control):
         self._http: Any = None
         self._tasks: set[asyncio.Task[Any]] = set()
         self._batch: WriteBatch | None = None
-        self._refusals: list[int] = []
+        self._refusals: tuple[int, int] = (0, 503)  # handshakes still to refuse, and how
         #: a dialect with its own transport (Socket.IO): one (aiohttp runner, transport) per port
         self._transports: list[tuple[Any, Transport]] = []
 
@@ -341,9 +341,7 @@ class Simulator(Control):
 
     async def _listen_transport(self, transport: Transport, port: int) -> str:
         """The dialect's own transport and its routes on one more port (transport_host.py)."""
-        runner, url = await serve_transport(
-            self.dialect, transport, self.host, port, tls=self.tls
-        )
+        runner, url = await serve_transport(self.dialect, transport, self.host, port, tls=self.tls)
         self._transports.append((runner, transport))
         self.urls.append(url)
         self.http_url = self.http_url or url
@@ -387,13 +385,14 @@ class Simulator(Control):
     ) -> None:
         """Answer the next ``count`` handshakes with HTTP ``status`` (0 stops refusing)."""
         self._record("refuse_connections", count=count, status=status)
-        self._refusals = [status] * count
+        self._refusals = (count, status)
 
     def _refusal(self, path: str) -> int | None:
         """The status of the next scripted refusal (recorded), or None: let this one in."""
-        if not self._refusals:
+        left, status = self._refusals
+        if left <= 0:
             return None
-        status = self._refusals.pop(0)
+        self._refusals = (left - 1, status)
         self.core.transcript.record("refused", path=redact_url(path), status=status)
         return status
 

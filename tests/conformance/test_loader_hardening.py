@@ -210,10 +210,10 @@ def test_an_unexpected_error_is_one_problem_and_the_other_files_still_load(
     (tmp_path / "odd.yaml").write_text(HEAD + "steps: [{wait: 1s}]\n")
     real = loader.check_references
 
-    def flaky(path: str, tree: object, scenario: loader.Scenario) -> list[loader.Problem]:
+    def flaky(path: str, tree: object) -> list[loader.Problem]:
         if path.endswith("odd.yaml"):
             raise RuntimeError("boom")
-        return real(path, tree, scenario)
+        return real(path, tree)
 
     monkeypatch.setattr(loader, "check_references", flaky)
     loaded, problems = load_all([tmp_path])
@@ -248,7 +248,9 @@ def test_run_with_only_bad_files_runs_nothing_and_exits_2(tmp_path: Path) -> Non
     out = _squall("run", "-q", str(tmp_path))
     assert out.returncode == 2
     assert "Traceback" not in out.stderr
-    assert out.stderr.splitlines()[-1] == "no scenario selected", out.stderr
+    assert out.stderr.splitlines()[-1] == (
+        f"no scenario selected: no valid scenario file under {tmp_path}"
+    ), out.stderr
 
 
 # -- the console script, as a user runs it ----------------------------------------------------

@@ -7,6 +7,7 @@ Each test runs pytest in a subprocess on a small suite in a temporary directory
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
@@ -177,3 +178,128 @@ def test_safe_under_xdist(suite: Path) -> None:
     )
     matrix = json.loads((suite / "out" / "matrix.json").read_text())
     assert len(matrix["results"]["reference"]) == 4
+
+
+# --- blame, rules, drivers that do not start, selection hints ------------------------------------
+
+RULED = (
+    HEAD
+    + """\
+id: blame.ruled
+title: a notification nobody publishes
+spec: ["protocol.md §4"]
+clients: {alice: {token: alice}}
+steps:
+  - client.connect: alice
+  - expect.event: {client: alice, event: connected}
+  - expect.event: {client: alice, event: notification, within: 1s, rule: "every publication: §4"}
+"""
+)
+
+SCENARIO_MISTAKE = (
+    HEAD
+    + """\
+id: blame.mistake
+title: a server step on a client that never connected
+clients: {alice: {token: alice}}
+steps:
+  - server.drop: alice
+"""
+)
+
+MINE = """\
+id: mine.connects
+title: a scenario file of my own, without the modeline
+clients: {alice: {token: alice}}
+steps:
+  - client.connect: alice
+  - expect.event: {client: alice, event: connected}
+"""
+
+
+@pytest.fixture
+def blame_suite(tmp_path: Path) -> Path:
+    scen = tmp_path / "scenarios"
+    scen.mkdir()
+    (scen / "ruled.yaml").write_text(RULED)
+    (scen / "mistake.yaml").write_text(SCENARIO_MISTAKE)
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "x.yaml").write_text(MINE)
+    (tmp_path / "conformance").mkdir()
+    (tmp_path / "conformance" / "squall-suite.yaml").write_text("scenarios: [../scenarios]\n")
+    return tmp_path
+
+
+def test_the_short_summary_names_the_broken_expectation_and_the_rule(blame_suite: Path) -> None:
+    """`-ra` carries the headline; the scenario's mistake is a pytest error, not a failure."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "conformance", "-ra"],
+        cwd=blame_suite,
+        capture_output=True,
+        text=True,
+        timeout=170,
+        env={**os.environ, "CI": "1"},  # pytest prints the short lines whole on CI
+    )
+    out = proc.stdout
+    assert proc.returncode == 1, out
+    assert (
+        "FAILED conformance/squall-suite.yaml::blame.ruled - step 3 expect.event: expected event "
+        "'notification' from alice within 1s; observed alice emitted no event since its cursor "
+        "[rule: every publication: §4; spec: protocol.md §4]\n"
+    ) in out
+    assert (
+        "ERROR conformance/squall-suite.yaml::blame.mistake - not the client's fault, the "
+        "scenario: step 1 server.drop: expected server.drop can be carried out; observed "
+    ) in out
+    assert "1 failed, 1 error" in out
+    assert "2 scenarios: 1 ERROR, 1 FAILED" in out
+
+
+def test_a_driver_that_does_not_start_is_one_error_with_its_stderr(blame_suite: Path) -> None:
+    """One ERROR item for the client, its stderr's key line once; no scenario of it runs."""
+    proc = pytest_run(blame_suite, "--client", "node /nonexistent/driver.js", "-ra")
+    out = proc.stdout
+    assert proc.returncode == 1, out
+    assert "1 error in" in out and "failed" not in out.splitlines()[-1]
+    assert out.count("Error: Cannot find module '/nonexistent/driver.js'") == 1
+    assert (
+        "the driver of client 'node /nonexistent/driver.js' did not start: node "
+        "/nonexistent/driver.js exited (1) before driver_ready (2 scenario(s) of node "
+        "/nonexistent/driver.js not run)"
+    ) in out
+
+
+def test_nothing_selected_says_why_and_scenario_dir_selects_files_elsewhere(
+    blame_suite: Path,
+) -> None:
+    """A glob for a file outside scenarios/: exit 5 and a hint; --scenario-dir or the path."""
+    none = pytest_run(blame_suite, "--scenarios", "mine.*")
+    assert none.returncode == 5
+    assert (
+        f"squall: --scenarios 'mine.*' matched none of the 2 scenario id(s) under "
+        f"{blame_suite / 'scenarios'} (blame.mistake, blame.ruled); globs match ids, not file "
+        "names. For scenario files elsewhere, add --scenario-dir DIR or pass the file's path"
+    ) in none.stdout
+    by_dir = pytest_run(blame_suite, "--scenario-dir", "mine", "--scenarios", "mine.*", "-v")
+    assert by_dir.returncode == 0, by_dir.stdout
+    assert "squall-suite.yaml::mine.connects PASSED" in by_dir.stdout
+    by_path = subprocess.run(
+        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "mine/x.yaml", "-v"],
+        cwd=blame_suite,
+        capture_output=True,
+        text=True,
+        timeout=170,
+    )
+    assert by_path.returncode == 0, by_path.stdout
+    assert "mine/x.yaml::mine.connects PASSED" in by_path.stdout
+
+
+def test_a_known_error_is_an_xfail(blame_suite: Path) -> None:
+    """The suite file's known: table takes ERROR too, with a why."""
+    (blame_suite / "conformance" / "squall-suite.yaml").write_text(
+        "scenarios: [../scenarios]\n"
+        "known: {reference: {blame.mistake: {verdict: ERROR, why: the step is wrong on purpose}}}\n"
+    )
+    proc = pytest_run(blame_suite, "--scenarios", "blame.mistake", "-rx")
+    assert proc.returncode == 0, proc.stdout
+    assert "known ERROR for reference: the step is wrong on purpose" in proc.stdout

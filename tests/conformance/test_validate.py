@@ -32,57 +32,57 @@ def validate(tmp_path: Path, body: str, capsys: pytest.CaptureFixture[str]) -> t
             "  - client.conect: alice\n",
             6,
             5,
-            "steps[0]: unknown step 'client.conect' (did you mean 'client.connect'?",
+            "step 1: unknown step 'client.conect' (did you mean 'client.connect'?",
         ),
         (
             "  - client.connect: {client: alice, tokn: x}\n",
             6,
             37,
-            "steps[0].client.connect.tokn: unknown key 'tokn' (did you mean 'token'? "
+            "step 1 client.connect.tokn: unknown key 'tokn' (did you mean 'token'? "
             "expected one of: client, wait, as, expect_error, token, urls)",
         ),
         (
             "  - client.answer_drain: {client: alice, with: maybe}\n",
             6,
             48,
-            "steps[0].client.answer_drain.with: Input should be 'pending', 'done' or 'none'",
+            "step 1 client.answer_drain.with: Input should be 'pending', 'done' or 'none'",
         ),
         (
             "  - wait: 3 years\n",
             6,
             11,
-            "steps[0].wait.for: expected a duration like 500ms, 30s, 10m or a number of seconds,"
+            "step 1 wait.for: expected a duration like 500ms, 30s, 10m or a number of seconds,"
             " got '3 years'",
         ),
         (
             "  - client.subscribe: {client: alice}\n",
             6,
             23,
-            "steps[0].client.subscribe.topics: missing required key 'topics'",
+            "step 1 client.subscribe.topics: missing required key 'topics'",
         ),
         (
             "  - expect.event: {client: bob, event: connected}\n",
             6,
             5,
-            "steps[0].expect.event.client: unknown client 'bob' (this scenario declares: alice)",
+            "step 1 expect.event.client: unknown client 'bob' (this scenario declares: alice)",
         ),
         (
             "  - network.toxic: {type: latency}\n",
             6,
             5,
-            "steps[0].network.toxic: a network step needs a proxy: add 'network: {proxy: true}'",
+            "step 1 network.toxic: a network step needs a proxy: add 'network: {proxy: true}'",
         ),
         (
             "  - server.drop: {client: alice, code: 99}\n",
             6,
             40,
-            "steps[0].server.drop.code: Input should be greater than or equal to 1000",
+            "step 1 server.drop.code: Input should be greater than or equal to 1000",
         ),
         (
             "  - network.toxic: {type: laggy}\n",
             6,
             27,
-            "steps[0].network.toxic.type: Input should be 'noop', 'latency'",
+            "step 1 network.toxic.type: Input should be 'noop', 'latency'",
         ),
     ],
 )

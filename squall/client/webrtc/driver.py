@@ -9,7 +9,8 @@ moment it is identified, so ``webrtc.media_report`` can say what arrived.
 Peers are named by sid in commands (what any client knows); a ``peer`` argument
 also accepts a permanent id, which survives a peer's signalling reconnect. Every
 event and report carries both. Media windows (``over``) and waits (``timeout``)
-are real seconds: media runs on the wall clock, not the driver's timescale.
+are seconds of the room member's clock, real time: media runs on the wall clock,
+not the driver's timescale.
 docs/driver.md lists the commands and events.
 """
 
@@ -24,6 +25,7 @@ from typing import Any
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
 from squall.client.streaming import StreamingClient
+from squall.clock import wait_for
 from squall.media.events import MEMBER_EVENTS
 from squall.media.member import RemotePeer
 from squall.media.observe import stats_delta, stats_snapshot
@@ -59,6 +61,7 @@ class WebRTCDriver:
         self.sids: dict[str, str] = {}  # every sid seen -> permanent id
         self.probes: dict[tuple[str, str], TrackProbe] = {}  # (permanent id, track id)
         self.local: dict[str, MediaStreamTrack] = {}
+        self.clock = self.rtc.member.clock  # the media clock, real time (module docstring)
         self._changed = asyncio.Event()
         for event in EVENTS:
             self.rtc.on(event, self._forwarder(event))
@@ -240,23 +243,19 @@ class WebRTCDriver:
         return out
 
     async def _wait_frames(self, owner: str, track_id: str, frames: int, timeout: float) -> bool:
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        while True:
-            remaining = deadline - loop.time()
-            probe = self.probes.get((owner, track_id))
-            if probe is None:
-                if remaining <= 0:
-                    return False
+        """Whether the track is identified and ``frames`` of it read within ``timeout``."""
+        key = (owner, track_id)
+
+        async def read() -> None:
+            while key not in self.probes:
                 self._changed.clear()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._changed.wait(), remaining)
-                continue
-            try:
-                await probe.frames_at_least(frames, timeout=max(remaining, 0.001))
-                return True
-            except (TimeoutError, MediaStreamError):
-                return probe.frames >= frames
+                await self._changed.wait()
+            await self.probes[key].frames_at_least(frames, timeout=timeout)
+
+        with contextlib.suppress(TimeoutError, MediaStreamError):
+            await wait_for(self.clock, read(), timeout)
+        probe = self.probes.get(key)
+        return probe is not None and probe.frames >= frames
 
     async def stats(self, args: dict[str, Any]) -> Any:
         """getStats counters of the connection to ``peer`` (``direction`` outbound or inbound);
@@ -269,7 +268,7 @@ class WebRTCDriver:
         before = await stats_snapshot(pc)
         if "over" not in args:
             return {"peer": peer.sid, "direction": direction, "counters": before}
-        await asyncio.sleep(float(args["over"]))  # a measurement window, not a wait for an event
+        await self.clock.sleep(float(args["over"]))  # a measurement window, not a wait for an event
         after = await stats_snapshot(pc)
         return {
             "peer": peer.sid,

@@ -8,7 +8,9 @@ every server frame to one callback. It reconnects when the connection drops
 same ``permanent_id``, so the server re-keys it (``peer_sid_reassigned``).
 
 Everything else a real client does (keepalive pings, recovery, backoff with
-jitter, failover) is the reference client's job, not this adapter's.
+jitter, failover) is the reference client's job, not this adapter's. It has no
+clock: its timeouts and its pause between attempts are real seconds that guard a
+socket against a broken server, not protocol durations.
 """
 
 from __future__ import annotations
@@ -75,7 +77,7 @@ class WireSignalling:
         self.connections += 1
         self._authenticated = asyncio.get_running_loop().create_future()
         self._reader = asyncio.ensure_future(self._read(self._ws))
-        frame = await asyncio.wait_for(self._authenticated, timeout)
+        frame = await asyncio.wait_for(self._authenticated, timeout)  # real s: a socket guard
         self.sid = frame["sid"]
         self.state = "connected"
         return frame
@@ -107,7 +109,7 @@ class WireSignalling:
         self._pending[ident] = fut
         self.send({**frame, "id": ident})
         try:
-            answer = await asyncio.wait_for(fut, timeout)
+            answer = await asyncio.wait_for(fut, timeout)  # real seconds: a guard, see above
         finally:
             self._pending.pop(ident, None)
         if answer.get("type") == "error":
@@ -175,7 +177,7 @@ class WireSignalling:
                 break
             except (OSError, TimeoutError, ConnectionClosed) as exc:
                 log.info("signalling reconnect failed: %r", exc)
-                await asyncio.sleep(RECONNECT_DELAY)
+                await asyncio.sleep(RECONNECT_DELAY)  # real seconds between socket attempts
         if self.room is not None and not self._closing:
             await self.join(self.room, permanent_id=self.permanent_id, prev_sid=old_sid)
 

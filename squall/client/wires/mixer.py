@@ -49,6 +49,8 @@ from squall.protocol.errors import InvalidMessage
 
 from ..wire import Opening, Outgoing, with_query
 
+__all__ = ["MixerClientWire"]
+
 #: seconds between pings: the SDK's ``pingInterval`` (15 s) unless the policy sets one
 PING_INTERVAL = 15.0
 

@@ -64,6 +64,8 @@ from squall.protocol.errors import InvalidMessage
 
 from ..wire import Opening, Outgoing, PreludeFailed, with_query
 
+__all__ = ["RingCentralClientWire"]
+
 WSTOKEN = "/restapi/oauth/wstoken"
 SUBSCRIPTION = "/restapi/v1.0/subscription"
 

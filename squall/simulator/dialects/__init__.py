@@ -31,6 +31,7 @@ BUILTIN: dict[str, str] = {
     "reference": "squall.simulator.dialects.reference:ReferenceDialect",
     "mixer": "squall.simulator.dialects.mixer:MixerDialect",
     "ringcentral": "squall.simulator.dialects.ringcentral:RingCentralDialect",
+    "genesys": "squall.simulator.dialects.genesys:GenesysDialect",
 }
 
 
