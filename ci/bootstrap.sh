@@ -12,7 +12,7 @@ if [ ! -x .venv/bin/python ]; then
   "$PYTHON" -m venv .venv
 fi
 .venv/bin/python -m pip install --quiet --upgrade pip
-.venv/bin/python -m pip install --quiet -e ".[test]"
+.venv/bin/python -m pip install --quiet -c ci/constraints.txt -e ".[test]"
 # The node drivers of the real SDKs (drivers/*/), each from its committed lock file.
 for lock in drivers/*/package-lock.json; do
   [ -f "$lock" ] || continue

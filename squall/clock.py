@@ -89,9 +89,52 @@ class LoopClock:
         """Real seconds a network deadline of ``seconds`` lasts: :func:`deadline_delay`."""
         return self.real(deadline_delay(self, seconds))
 
+    def bind(self, loop: asyncio.AbstractEventLoop) -> LoopClock:
+        """This clock for code that only runs on ``loop``: the same time, scale and floor,
+        without ``asyncio.get_running_loop()`` (a ``getpid()``) on every read or wait.
+
+        For per-packet readers such as the fault proxy's links; the clock itself stays
+        usable from any loop.
+        """
+        return _BoundLoopClock(self, loop)
+
     def __repr__(self) -> str:
         floor = f", deadline_floor={self.deadline_floor}" if self.deadline_floor else ""
         return f"LoopClock(timescale={self.timescale}{floor})"
+
+
+class _BoundLoopClock(LoopClock):
+    """A :class:`LoopClock` read through one loop (:meth:`LoopClock.bind`)."""
+
+    def __init__(self, clock: LoopClock, loop: asyncio.AbstractEventLoop) -> None:
+        super().__init__(clock.timescale, deadline_floor=clock.deadline_floor)
+        self.loop = loop
+
+    def now(self) -> float:
+        return self.loop.time() / self.timescale
+
+    async def sleep(self, seconds: float) -> None:
+        delay = max(0.0, seconds) * self.timescale
+        if delay <= 0:
+            await asyncio.sleep(0)  # a bare yield, as asyncio.sleep(0) is
+            return
+        waiter = self.loop.create_future()
+        handle = self.loop.call_later(delay, _wake, waiter)
+        try:
+            await waiter
+        finally:
+            handle.cancel()
+
+    def call_later(self, delay: float, callback: Callable[..., Any], *args: Any) -> Timer:
+        return self.loop.call_later(max(0.0, delay) * self.timescale, callback, *args)
+
+    def bind(self, loop: asyncio.AbstractEventLoop) -> LoopClock:
+        return self if loop is self.loop else _BoundLoopClock(self, loop)
+
+
+def _wake(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_result(None)
 
 
 def deadline_delay(clock: Clock, seconds: float) -> float:

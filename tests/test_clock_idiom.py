@@ -41,6 +41,30 @@ EXEMPT = {"squall/clock.py"}  # the one module that talks to the event loop's ti
 Key = tuple[str, str, str]  # (path, enclosing function's qualified name, what it calls)
 
 REAL_TIME: dict[Key, str] = {
+    # squall/crowd: setting a crowd up and tearing it down are guarded in real seconds (the
+    # docstrings say so); the storm under test runs on the cores' own clock
+    ("squall/crowd/crowd.py", "Crowd.start", "loop.time"): (
+        "start(timeout=) is a real-second guard on opening thousands of sockets"
+    ),
+    ("squall/crowd/crowd.py", "Crowd.wait_ready", "asyncio.wait_for"): (
+        "wait_ready(timeout) is real seconds: a guard, not a protocol duration"
+    ),
+    ("squall/crowd/crowd.py", "Crowd._wait_change", "loop.time"): (
+        "the deadline start() computed in real seconds"
+    ),
+    ("squall/crowd/crowd.py", "Crowd._wait_change", "asyncio.wait_for"): (
+        "re-checks the crowd's counts at least every half real second until that deadline"
+    ),
+    ("squall/crowd/crowd.py", "Crowd.close", "asyncio.wait"): (
+        "teardown waits a bounded number of real seconds for sockets to end"
+    ),
+    # squall/simulator/dialects/genesys_softphone.py: aiortc negotiates on the wall clock
+    ("squall/simulator/dialects/genesys_softphone.py", "CallMedia.offer", "asyncio.wait_for"): (
+        "aiortc's ICE gathering runs on the wall clock whatever the simulator's timescale"
+    ),
+    ("squall/simulator/dialects/genesys_softphone.py", "CallMedia.accept", "asyncio.wait_for"): (
+        "waits for the client's candidates and aiortc's connection, both on the wall clock"
+    ),
     # squall/faults
     ("squall/faults/api.py", "_guarded", "asyncio.wait"): (
         "Go's 25 s TimeoutHandler guards an HTTP request in real seconds, not a toxic's time"
@@ -96,16 +120,16 @@ REAL_TIME: dict[Key, str] = {
     ("squall/conformance/report.py", "run_meta", "datetime.now"): "the calendar date of a report",
     ("squall/conformance/run.py", "_run", "time.perf_counter"): "a run's wall time, reported",
     ("squall/conformance/runner.py", "Run.execute", "time.perf_counter"): "a scenario's wall time",
-    ("squall/conformance/runner.py", "Run._until", "loop.time"): (
-        "callers pass real_timeout: protocol deadline already scaled, plus real grace"
+    ("squall/conformance/context.py", "RunContext.until", "loop.time"): (
+        "the deadline is already real: ctx.deadline(within) (scaled, floored, plus grace) or real="
     ),
-    ("squall/conformance/runner.py", "Run._until", "asyncio.wait_for"): (
-        "the same real deadline, re-checked every 20 ms for state changed without a record"
+    ("squall/conformance/context.py", "RunContext.until", "asyncio.wait_for"): (
+        "the same real deadline, re-checked every poll (20 ms) for state changed without a record"
     ),
     ("squall/conformance/runner.py", "Run._stop", "asyncio.wait_for"): (
         "a real-second guard on one cleanup"
     ),
-    ("squall/conformance/runner.py", "Run._command", "asyncio.wait_for"): (
+    ("squall/conformance/context.py", "RunContext.command", "asyncio.wait_for"): (
         "a real-second guard on a driver's reply (computed from clock.real plus grace)"
     ),
     # squall/simulator
@@ -117,6 +141,15 @@ REAL_TIME: dict[Key, str] = {
     ),
     ("squall/simulator/server.py", "SimulatorConnection.process_event", "loop.call_later"): (
         "fragment_timeout is a transport limit in real seconds (docs/protocol.md §9)"
+    ),
+    ("squall/simulator/sio/engine3.py", "Session3.alive", "loop.call_later"): (
+        "Engine.IO v3's heartbeat deadline is a transport limit in real seconds, as in v4"
+    ),
+    ("squall/simulator/sio/engine3.py", "Session3.close", "loop.call_later"): (
+        "a real-second bound on a close packet no poll fetches (the peer is gone)"
+    ),
+    ("squall/simulator/sio/engine3.py", "EngineIO3._poll", "asyncio.wait_for"): (
+        "a long poll is held pingInterval + pingTimeout real seconds, as engine.io holds it"
     ),
     ("squall/simulator/transcript.py", "Transcript.wait_for", "asyncio.wait_for"): (
         "documented real seconds: guards a test against a broken server"
@@ -136,26 +169,7 @@ REAL_TIME: dict[Key, str] = {
 }
 
 NOT_YET_ROUTED: dict[Key, str] = {
-    # squall/conformance, owned by other work: what each should become.
-    ("squall/conformance/expect.py", "expect_transcript", "asyncio.sleep"): (
-        "hand-scaled sleep(run.clock.real(within)): should be run.clock.sleep(within)"
-    ),
-    ("squall/conformance/runner.py", "Run._later", "loop.call_later"): (
-        "hand-scaled call_later(clock.real(delay)): should be self.clock.call_later(delay, fire)"
-    ),
-    ("squall/conformance/steps_webrtc.py", "_fake_peer_report", "loop.time"): (
-        "one clock.wait_for(peer.member.clock, ..., timeout) around both waits, as "
-        "WebRTCDriver._wait_frames does"
-    ),
-    ("squall/conformance/steps_webrtc.py", "expect_peer_states", "loop.time"): (
-        "the `within` deadline as clock.wait_for(<media clock>, poll, within)"
-    ),
-    ("squall/conformance/steps_webrtc.py", "expect_peer_states", "asyncio.wait_for"): (
-        "the 0.1 s re-check of aiortc states (no event to await) may stay real, inside the above"
-    ),
-    ("squall/conformance/steps_webrtc.py", "expect_packets_rising", "asyncio.sleep"): (
-        "the `over` window on the fake peer's media clock: peer.member.clock.sleep(over)"
-    ),
+    # code owned by other work that should go through the clock, and how (none left)
 }
 
 TIME_MODULE_CALLS = {

@@ -77,3 +77,104 @@ def test_core_imports_no_codec(module: str) -> None:
                 found.update(f".{node.module or a.name}" for a in node.names)
     banned = {n for n in found if n.startswith("squall.protocol") or "dialects" in n}
     assert banned == set(), f"simulator/{module}.py imports {sorted(banned)}"
+
+
+# --- no import cycle inside squall/conformance ---------------------------------------------------
+
+CONFORMANCE = ROOT / "conformance"
+
+
+def _is_type_checking(test: ast.expr) -> bool:
+    return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (
+        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING"
+    )
+
+
+def runtime_imports(path: Path, package: str = "squall.conformance") -> set[str]:
+    """The modules of ``package`` that ``path`` imports when it runs: at module level and
+    inside functions (a lazy import is a dependency too), not under ``if TYPE_CHECKING``."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    found: set[str] = set()
+
+    def visit(node: ast.AST) -> None:
+        if isinstance(node, ast.If) and _is_type_checking(node.test):
+            for child in node.orelse:
+                visit(child)
+            return
+        if isinstance(node, ast.Import):
+            found.update(a.name for a in node.names if a.name.startswith(package + "."))
+        elif isinstance(node, ast.ImportFrom):
+            if node.level == 1:
+                base = f"{package}.{node.module}" if node.module else package
+            elif node.level == 0 and node.module and node.module.startswith(package):
+                base = node.module
+            else:
+                base = ""
+            if base == package:  # from . import models
+                found.update(f"{package}.{a.name}" for a in node.names)
+            elif base:
+                found.add(base)
+        for child in ast.iter_child_nodes(node):
+            visit(child)
+
+    visit(tree)
+    return {m.removeprefix(package + ".").split(".")[0] for m in found} - {""}
+
+
+def import_cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """Every strongly connected set of two or more modules (or one importing itself)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    cycles: list[list[str]] = []
+
+    def connect(v: str) -> None:
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        for w in sorted(graph.get(v, ())):
+            if w not in graph:
+                continue
+            if w not in index:
+                connect(w)
+                low[v] = min(low[v], low[w])
+            elif w in stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            part = []
+            while True:
+                w = stack.pop()
+                part.append(w)
+                if w == v:
+                    break
+            if len(part) > 1 or v in graph.get(v, ()):
+                cycles.append(sorted(part))
+
+    for v in sorted(graph):
+        if v not in index:
+            connect(v)
+    return cycles
+
+
+def test_no_import_cycle_inside_conformance() -> None:
+    """expect.py, the step packs and the runner never import each other in a circle: what
+    they share (StepFailed, GRACE, the RunContext) lives in modules that import neither."""
+    graph = {
+        f.stem: runtime_imports(f) for f in sorted(CONFORMANCE.glob("*.py")) if f.stem != "__init__"
+    }
+    assert "runner" in graph["run"] and "contract" in graph["expect"]  # the graph is real
+    assert "runner" not in graph["expect"] and "runner" not in graph["steps_webrtc"]
+    assert import_cycles(graph) == []
+
+
+def test_the_cycle_check_finds_a_cycle(tmp_path: Path) -> None:
+    """The check can fail: a lazy import back, as expect and runner had, is a cycle; an
+    import under TYPE_CHECKING is not."""
+    (tmp_path / "runner.py").write_text("def run():\n    from . import expect\n")
+    (tmp_path / "expect.py").write_text(
+        "from typing import TYPE_CHECKING\nfrom .runner import GRACE\n"
+        "if TYPE_CHECKING:\n    from .context import X\n"
+    )
+    (tmp_path / "context.py").write_text("from .expect import Y\n")
+    graph = {f.stem: runtime_imports(f) for f in tmp_path.glob("*.py")}
+    assert graph == {"runner": {"expect"}, "expect": {"runner"}, "context": {"expect"}}
+    assert import_cycles(graph) == [["expect", "runner"]]

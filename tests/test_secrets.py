@@ -727,3 +727,22 @@ def _items(body: Any) -> list[dict[str, Any]]:
         if isinstance(value, list):
             return value
     return []
+
+
+def test_many_secrets_stay_cheap_to_add_and_to_find() -> None:
+    """One registry per run learns a recovery token per session: 2,000 of them must not make
+    each add rebuild everything, nor each scrub try every secret in turn (the regex
+    alternation this replaced took 4 ms a string at 1,000 secrets and 160 ms an add)."""
+    import secrets as random_tokens
+
+    reg = Secrets()
+    tokens = [random_tokens.token_urlsafe(24) for _ in range(2000)]
+    for token in tokens:
+        reg.add(token)
+        reg.scrub_text("a frame after each new session")
+    assert len(reg._all) <= 12  # levels: about log2 of the forms known
+    for token in (tokens[0], tokens[999], tokens[-1]):
+        payload = base64.b64encode(b"u:" + token.encode()).decode()
+        text = f'{{"recovery_token":"x","echo":"{token}","b64":"{payload}"}}'
+        scrubbed = reg.scrub_text(text)
+        assert token not in scrubbed and payload not in scrubbed, scrubbed

@@ -45,6 +45,7 @@ const WebSocket = require('ws');
 const platform = require('stanza/platform/node');
 const Client = require(PACKAGE).default;
 const VERSION = require(`${PACKAGE}/package.json`).version;
+const softphone = require('./softphone'); // softphone.* commands: a call answered with libwebrtc
 
 // --- frames on the wire --------------------------------------------------------------------------
 
@@ -97,7 +98,7 @@ const handlers = new Map(); // topic -> handler given to subscribe
 
 const driver = new Driver({
   name: `genesys-sdk-${SDK}`,
-  commands: { configure, connect, disconnect, reconnect, subscribe, unsubscribe, answer_drain: answerDrain, status },
+  commands: { configure, connect, disconnect, reconnect, subscribe, unsubscribe, answer_drain: answerDrain, status, ...softphone.commands },
   quit: () => disconnect(),
 });
 
@@ -142,6 +143,7 @@ function build() {
   if (g.use_server_side_pings === false) options.useServerSidePings = false;
   if (g.reconnect_on_no_longer_subscribed === false) options.reconnectOnNoLongerSubscribed = false;
   client = new Client(options);
+  softphone.attach(driver, client, SDK);
   // v19's Client is an EventEmitter; v14's passes on() to its stanza client (client.js:233-259)
   const emitter = SDK === '19' ? client : client._stanzaio;
   const emit = emitter.emit;

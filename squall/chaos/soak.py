@@ -165,8 +165,9 @@ class Run:
 
     def _done(self, into: set[asyncio.Task[None]], task: asyncio.Task[None]) -> None:
         into.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            self.failures.append(task.exception())  # type: ignore[arg-type]
+        exc = None if task.cancelled() else task.exception()
+        if exc is not None:
+            self.failures.append(exc)
         self.wake()
 
     # --- the server -----------------------------------------------------------------------------

@@ -13,7 +13,11 @@ jumping ``now`` (tests/client/test_core_*.py).
 
 At most one socket exists at a time, numbered ``conn``; reports about any other
 number are stale and ignored. The public :class:`~squall.client.states.Status`
-moves only through :func:`~squall.client.states.next_status`.
+moves only through :func:`~squall.client.states.next_status`, the socket's
+:class:`~squall.client.phases.Phase` only through :meth:`ClientCore._to_phase`, a
+drain only through :meth:`ClientCore._to_drain`, and every timer is one of
+:data:`~squall.client.phases.TIMERS`: the tables in states.py and phases.py are
+the machine, drawn in docs/client.md.
 
 Rules (sections of docs/protocol.md)
 ------------------------------------
@@ -46,7 +50,7 @@ from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
+from typing import Any, assert_never
 
 from squall.protocol import messages as m
 from squall.protocol.errors import ProtocolError
@@ -73,6 +77,20 @@ from .errors import (
     NotConnected,
     RemoteError,
 )
+from .phases import (
+    DRAIN_TIMERS,
+    SOCKET_TIMERS,
+    TIMERS,
+    Drain,
+    DrainEvent,
+    Phase,
+    PhaseEvent,
+    Timer,
+    call_timer,
+    next_drain,
+    next_phase,
+    parse_timer,
+)
 from .policy import Policy, Verdict, backoff_delays, classify_close
 from .states import Status, Trigger, next_status
 from .wire import ClientWire, ReferenceClientWire
@@ -80,22 +98,22 @@ from .wire import ClientWire, ReferenceClientWire
 log = logging.getLogger("squall.client")
 
 
-class Phase(StrEnum):
-    """Where the current socket is; NONE when there is none."""
+class RequestKind(StrEnum):
+    """What a request in flight is; decides what its answer, or the socket's end, does."""
 
-    NONE = "none"
-    OPENING = "opening"
-    AUTHENTICATING = "authenticating"
-    RECOVERING = "recovering"
-    READY = "ready"
-    CLOSING = "closing"
+    CALL = "call"  # rejected with CallInterrupted when the socket ends (§5)
+    SUBSCRIBE = "subscribe"  # sent again on the next connection
+    RESUBSCRIBE = "resubscribe"  # the same, for topics confirmed before: emits `resubscribed`
+    UNSUBSCRIBE = "unsubscribe"  # resolved when the socket ends: the server forgets them
+    JOIN = "join"  # its tickets wait on the room, not on the request
+    LEAVE = "leave"  # resolved when the socket ends
 
 
 @dataclass
 class Request:
     """A frame sent with an ``id`` whose answer resolves ``tickets``."""
 
-    kind: str  # call | subscribe | resubscribe | unsubscribe | join | leave
+    kind: RequestKind
     tickets: list[int]
     method: str = ""
     timeout: float = 0.0
@@ -177,7 +195,7 @@ class ClientCore:
         self._seq_before: int | None = None
         self._outstanding_ping: int | None = None
         self._missed = 0
-        self._drain: str | None = None  # asked | pending | done
+        self._drain = Drain.NONE
         self._drain_at = 0.0
         self._drain_deadline = 0.0
         self._requests: dict[int, Request] = {}
@@ -208,7 +226,7 @@ class ClientCore:
                 for name, r in self.rooms.items()
             },
             "spooled": len(self.spool),
-            "drain": self._drain,
+            "drain": None if self._drain is Drain.NONE else self._drain.value,
         }
 
     def _emit(self, event: str, **data: Any) -> None:
@@ -221,11 +239,36 @@ class ClientCore:
             previous, self.status = self.status, new
             self._emit("status", status=new.value, previous=previous.value, trigger=trigger.value)
 
-    def _set_timer(self, name: str, at: float) -> None:
+    def _to_phase(self, event: PhaseEvent) -> None:
+        """The one place the phase changes; an undeclared move raises AssertionError."""
+        new = next_phase(self.phase, event)
+        log.debug("phase %s -> %s (%s)", self.phase.value, new.value, event.value)
+        self.phase = new
+
+    def _to_drain(self, event: DrainEvent, at: float = 0.0) -> None:
+        """The one place a drain moves: the new state's timer is set at ``at``, the others end."""
+        self._drain = new = next_drain(self._drain, event)
+        keep = DRAIN_TIMERS.get(new)
+        for timer in DRAIN_TIMERS.values():
+            if timer is not keep:
+                self._cancel_timer(timer)
+        if keep is not None:
+            self._set_timer(keep, at)
+
+    def _set_timer(self, timer: Timer, at: float, ticket: int | None = None) -> None:
+        if self.phase not in TIMERS[timer].armed_in:
+            raise AssertionError(
+                f"client bug: timer {timer.value!r} set in phase {self.phase.value!r}"
+                f" (TIMERS allows {', '.join(sorted(TIMERS[timer].armed_in))})"
+            )
+        name = call_timer(ticket) if ticket is not None else timer.value
         self._timers.add(name)
         self._out.append(SetTimer(name, at))
 
-    def _cancel_timer(self, name: str) -> None:
+    def _cancel_timer(self, timer: Timer, ticket: int | None = None) -> None:
+        self._cancel_name(call_timer(ticket) if ticket is not None else timer.value)
+
+    def _cancel_name(self, name: str) -> None:
         if name in self._timers:
             self._timers.discard(name)
             self._out.append(CancelTimer(name))
@@ -261,14 +304,14 @@ class ClientCore:
 
     def disconnect(self, now: float) -> None:
         """Close for good: no reconnect; every pending operation is rejected with ClientClosed."""
-        if self.status in (Status.CLOSED, Status.CLOSING):
+        if self.status in (Status.CLOSED, Status.CLOSING):  # already final: a no-op
             return
         self._move(Trigger.DISCONNECT)
         for name in list(self._timers):
-            self._cancel_timer(name)
+            self._cancel_name(name)
         self._fail_all(ClientClosed("operation"))
         if self.phase is not Phase.NONE:
-            self.phase = Phase.CLOSING
+            self._to_phase(PhaseEvent.CLOSE)
             self._out.append(Close(self.conn, 1000, "client disconnect"))
         else:
             self._closed(None, "client disconnect")
@@ -287,7 +330,7 @@ class ClientCore:
         self._move(Trigger.RECONNECT)
         if was_ready:
             self._emit("disconnected", code=1000, reason="client reconnect", reconnecting=True)
-        self._cancel_timer("retry")
+        self._cancel_timer(Timer.RETRY)
         self._retry(now, 0.0)
 
     # --- application: pub/sub (§4) ----------------------------------------------------------------
@@ -301,7 +344,7 @@ class ClientCore:
             self.wanted[topic] = None
         if self.ready:
             self._send(m.Subscribe(id=ticket, topics=list(topics)))
-            self._requests[ticket] = Request("subscribe", [ticket], topics=tuple(topics))
+            self._requests[ticket] = Request(RequestKind.SUBSCRIBE, [ticket], topics=tuple(topics))
         else:
             self._waiting_subscribe.append(ticket)
         return ticket
@@ -312,7 +355,9 @@ class ClientCore:
             self.wanted.pop(topic, None)
         if self.ready:
             self._send(m.Unsubscribe(id=ticket, topics=list(topics)))
-            self._requests[ticket] = Request("unsubscribe", [ticket], topics=tuple(topics))
+            self._requests[ticket] = Request(
+                RequestKind.UNSUBSCRIBE, [ticket], topics=tuple(topics)
+            )
         else:  # the server forgets them when recovery fails, or we unsubscribe after it (§7)
             self.confirmed.difference_update(topics)
             self._out.append(Resolve(ticket, list(topics)))
@@ -350,9 +395,9 @@ class ClientCore:
             self._out.append(Resolve(item.ticket, None))
             return
         self._requests[item.ticket] = Request(
-            "call", [item.ticket], method=msg.method, timeout=item.timeout
+            RequestKind.CALL, [item.ticket], method=msg.method, timeout=item.timeout
         )
-        self._set_timer(f"call:{item.ticket}", now + item.timeout)
+        self._set_timer(Timer.CALL, now + item.timeout, item.ticket)
 
     # --- application: drain (§6) ------------------------------------------------------------------
 
@@ -360,22 +405,17 @@ class ClientCore:
         """Answer the outstanding reconnect request with ``pending`` or ``done``."""
         if status not in ("pending", "done"):
             raise ValueError(f"answer must be 'pending' or 'done', got {status!r}")
-        if not self.ready or self._drain is None or self._drain == "done":
+        if not self.ready or self._drain in (Drain.NONE, Drain.DONE):
             raise NotConnected("no reconnect request is outstanding")
         if status == "pending":
-            if self._drain == "pending":
+            if self._drain is Drain.PENDING:
                 return
-            self._drain = "pending"
             self._send(m.ReconnectResponse(status="pending"))
-            self._cancel_timer("drain_answer")
-            self._set_timer("drain_deadline", self._drain_at + self._drain_deadline)
+            self._to_drain(DrainEvent.PENDING, self._drain_at + self._drain_deadline)
             return
-        self._drain = "done"
         self._send(m.ReconnectResponse(status="done"))
-        self._cancel_timer("drain_answer")
-        self._cancel_timer("drain_deadline")
         # The server closes with 1012 at once; if it does not, move anyway.
-        self._set_timer("drain_close", now + self.policy.drain_close_grace)
+        self._to_drain(DrainEvent.DONE, now + self.policy.drain_close_grace)
 
     # --- application: signalling (§8) -------------------------------------------------------------
 
@@ -395,7 +435,7 @@ class ClientCore:
         self._send(
             m.Join(id=ticket, room=room, permanent_id=state.permanent_id, prev_sid=self.prev_sid)
         )
-        self._requests[ticket] = Request("join", [], room=room)
+        self._requests[ticket] = Request(RequestKind.JOIN, [], room=room)
 
     def leave_room(self, room: str, now: float) -> int:
         ticket = self._ticket()
@@ -405,7 +445,7 @@ class ClientCore:
                 self._out.append(Reject(waiting, ClientClosed(f"join of room {room!r}")))
         if self.ready and state is not None and state.joined:
             self._send(m.Leave(id=ticket, room=room))
-            self._requests[ticket] = Request("leave", [ticket], room=room)
+            self._requests[ticket] = Request(RequestKind.LEAVE, [ticket], room=room)
         else:
             self._out.append(Resolve(ticket, room))
         return ticket
@@ -469,7 +509,7 @@ class ClientCore:
         """The WebSocket handshake of socket ``conn`` completed."""
         if conn != self.conn or self.phase is not Phase.OPENING:
             return
-        self.phase = Phase.AUTHENTICATING
+        self._to_phase(PhaseEvent.OPENED)
         if self._auth_frame:
             self._send(
                 m.Auth(
@@ -535,24 +575,29 @@ class ClientCore:
         if name not in self._timers:
             return
         self._timers.discard(name)
-        if name == "retry":
-            self._open(now)
-        elif name == "open":
-            self._abandon(
-                f"not authenticated within {self.policy.open_timeout:g}s", now, abort=True
-            )
-        elif name == "ping":
-            self._ping_tick(now)
-        elif name == "pong":
-            self._pong_missed(now)
-        elif name == "drain_answer":
-            self._abandon("reconnect request not answered in time", now, immediate=True)
-        elif name == "drain_deadline":
-            self._abandon("reconnect request deadline reached", now, immediate=True)
-        elif name == "drain_close":
-            self._abandon("server did not close after drain done", now, immediate=True)
-        elif name.startswith("call:"):
-            self._call_timed_out(int(name[5:]))
+        timer, ticket = parse_timer(name)
+        match timer:
+            case Timer.RETRY:
+                self._open(now)
+            case Timer.OPEN:
+                self._abandon(
+                    f"not authenticated within {self.policy.open_timeout:g}s", now, abort=True
+                )
+            case Timer.PING:
+                self._ping_tick(now)
+            case Timer.PONG:
+                self._pong_missed(now)
+            case Timer.DRAIN_ANSWER:
+                self._abandon("reconnect request not answered in time", now, immediate=True)
+            case Timer.DRAIN_DEADLINE:
+                self._abandon("reconnect request deadline reached", now, immediate=True)
+            case Timer.DRAIN_CLOSE:
+                self._abandon("server did not close after drain done", now, immediate=True)
+            case Timer.CALL:
+                assert ticket is not None
+                self._call_timed_out(ticket)
+            case _:  # pragma: no cover - every Timer has a case
+                assert_never(timer)
 
     # --- connecting -------------------------------------------------------------------------------
 
@@ -563,7 +608,7 @@ class ClientCore:
         self.conn += 1
         self.url = self.urls[self._next_url % len(self.urls)]
         self._next_url += 1
-        self.phase = Phase.OPENING
+        self._to_phase(PhaseEvent.OPEN)
         self._auth_failed = None
         recovery = self._recovery_to_present()
         self._presented_recovery = recovery is not None
@@ -576,7 +621,7 @@ class ClientCore:
             auth_via=self.policy.auth_via,
         )
         self._auth_frame = opening.auth_frame
-        self._set_timer("open", now + self.policy.open_timeout)
+        self._set_timer(Timer.OPEN, now + self.policy.open_timeout)
         self._out.append(OpenSocket(self.conn, opening.url, opening.headers))
 
     def _on_authenticated(self, msg: m.Authenticated, now: float) -> None:
@@ -596,7 +641,7 @@ class ClientCore:
         self.recovery_token = msg.recovery_token
         self.heartbeat = msg.heartbeat
         if self._presented_recovery:
-            self.phase = Phase.RECOVERING  # the `recovery` answer follows (§7)
+            self._to_phase(PhaseEvent.RECOVER)  # the `recovery` answer follows (§7)
             return
         self._ready(set(), now)
 
@@ -636,9 +681,9 @@ class ClientCore:
         self._emit("auth_failed", reason=msg.reason, message=msg.message)
 
     def _ready(self, server_topics: set[str], now: float) -> None:
-        self._cancel_timer("open")
+        self._cancel_timer(Timer.OPEN)
         self._known_token = self.recovery_token
-        self.phase = Phase.READY
+        self._to_phase(PhaseEvent.READY)
         self.attempt = 0
         self._backoff = None
         self._move(Trigger.READY)
@@ -664,7 +709,7 @@ class ClientCore:
             wire = self._ticket()
             self._send(m.Subscribe(id=wire, topics=missing))
             again = bool(self._ever_confirmed.intersection(missing))
-            kind = "resubscribe" if again else "subscribe"
+            kind = RequestKind.RESUBSCRIBE if again else RequestKind.SUBSCRIBE
             self._requests[wire] = Request(kind, waiting, topics=tuple(missing))
         else:
             for ticket in waiting:
@@ -676,23 +721,25 @@ class ClientCore:
         """Forget the current socket: its timers, its drain, its in-flight requests."""
         if self.ready:
             self.prev_sid = self.sid
-        self.phase = Phase.NONE
-        for name in ("open", "ping", "pong", "drain_answer", "drain_deadline", "drain_close"):
-            self._cancel_timer(name)
-        self._drain = None
+        if self.phase is not Phase.NONE:  # reconnect() between attempts: there is no socket
+            self._to_phase(PhaseEvent.GONE)
+        for timer in SOCKET_TIMERS:
+            self._cancel_timer(timer)
+        if self._drain is not Drain.NONE:
+            self._to_drain(DrainEvent.GONE)
         self._outstanding_ping = None
         self._missed = 0
         for state in self.rooms.values():
             state.joined = False
         requests, self._requests = self._requests, {}
         for request in requests.values():
-            if request.kind == "call":
+            if request.kind is RequestKind.CALL:
                 ticket = request.tickets[0]
-                self._cancel_timer(f"call:{ticket}")
+                self._cancel_timer(Timer.CALL, ticket)
                 self._out.append(Reject(ticket, CallInterrupted(request.method, reason)))
-            elif request.kind in ("subscribe", "resubscribe"):
+            elif request.kind in (RequestKind.SUBSCRIBE, RequestKind.RESUBSCRIBE):
                 self._waiting_subscribe.extend(request.tickets)  # still wanted: sent again
-            else:  # leave / unsubscribe: the server forgets with the session or after recovery
+            else:  # join / leave / unsubscribe: the server forgets with the session
                 for ticket in request.tickets:
                     self._out.append(Resolve(ticket, None))
 
@@ -749,13 +796,13 @@ class ClientCore:
         if delay <= 0:
             self._open(now)
         else:
-            self._set_timer("retry", now + delay)
+            self._set_timer(Timer.RETRY, now + delay)
 
     def _give_up(self, error: ClientError) -> None:
         self._move(Trigger.FATAL)
         self.final_error = error
         for name in list(self._timers):
-            self._cancel_timer(name)
+            self._cancel_name(name)
         if isinstance(error, AuthFailed):
             self._emit("error", kind="auth_failed", message=str(error))
         else:
@@ -795,11 +842,11 @@ class ClientCore:
     def _start_keepalive(self, now: float) -> None:
         self._outstanding_ping = None
         self._missed = 0
-        self._set_timer("ping", now + self._interval())
+        self._set_timer(Timer.PING, now + self._interval())
 
     def _ping_tick(self, now: float) -> None:
         if self._outstanding_ping is not None:  # its pong deadline is now too: judge it first
-            self._cancel_timer("pong")
+            self._cancel_timer(Timer.PONG)
             self._pong_missed(now)
             if not self.ready:
                 return
@@ -807,8 +854,8 @@ class ClientCore:
         self._ping_id += 1
         self._outstanding_ping = self._ping_id
         self._send(m.Ping(id=self._ping_id))
-        self._set_timer("pong", now + min(self.policy.pong_timeout, interval))
-        self._set_timer("ping", now + interval)
+        self._set_timer(Timer.PONG, now + min(self.policy.pong_timeout, interval))
+        self._set_timer(Timer.PING, now + interval)
 
     def _pong_missed(self, now: float) -> None:
         self._outstanding_ping = None
@@ -821,7 +868,7 @@ class ClientCore:
         if msg.id is not None and msg.id == self._outstanding_ping:
             self._outstanding_ping = None
             self._missed = 0
-            self._cancel_timer("pong")
+            self._cancel_timer(Timer.PONG)
 
     def _on_ping(self, msg: m.Ping, now: float) -> None:
         self._send(m.Pong(id=msg.id))
@@ -837,7 +884,7 @@ class ClientCore:
             return
         for ticket in request.tickets:
             self._out.append(Resolve(ticket, list(msg.topics)))
-        if request.kind == "resubscribe":
+        if request.kind is RequestKind.RESUBSCRIBE:
             self._emit("resubscribed", topics=list(msg.topics))
         self._emit("subscribed", topics=list(msg.topics))
 
@@ -868,7 +915,8 @@ class ClientCore:
         if request is None:
             self._emit("error", kind="unexpected", message=f"result for unknown id {msg.id!r}")
             return
-        self._cancel_timer(f"call:{msg.id}")
+        if request.kind is RequestKind.CALL:  # its ticket is its wire id
+            self._cancel_timer(Timer.CALL, request.tickets[0])
         for ticket in request.tickets:
             self._out.append(Resolve(ticket, msg.result))
 
@@ -878,8 +926,9 @@ class ClientCore:
         if request is None:
             self._emit("error", kind="server", code=msg.code, message=msg.message, data=msg.data)
             return
-        self._cancel_timer(f"call:{msg.id}")
-        if request.kind == "join":
+        if request.kind is RequestKind.CALL:  # its ticket is its wire id
+            self._cancel_timer(Timer.CALL, request.tickets[0])
+        if request.kind is RequestKind.JOIN:
             state = self.rooms.pop(request.room, None)
             tickets = state.waiting if state else []
         else:
@@ -895,13 +944,10 @@ class ClientCore:
     # --- drain (§6) -------------------------------------------------------------------------------
 
     def _on_reconnect_request(self, msg: m.ReconnectRequest, now: float) -> None:
-        self._drain = "asked"
         self._drain_at = now
         self._drain_deadline = min(msg.deadline, self.policy.drain_deadline)
         answer_within = min(msg.answer_within, self.policy.drain_answer_within)
-        self._cancel_timer("drain_deadline")
-        self._cancel_timer("drain_close")
-        self._set_timer("drain_answer", now + answer_within)
+        self._to_drain(DrainEvent.REQUEST, now + answer_within)
         self._emit(
             "request_reconnect",
             deadline=self._drain_deadline,

@@ -1,8 +1,11 @@
 """The client's public status, the triggers that move it, and the transition table.
 
 The table is data: reviewed here, rendered into docs/client.md by
-:func:`diagram`, and enforced by :func:`next_status`, which names the state and
-the trigger when a move is illegal (h11 ``_state.py`` style).
+:func:`diagram` (through :mod:`squall.client.machine_doc`, next to the tables of
+what the core keeps underneath, in :mod:`squall.client.phases`), and enforced by
+:func:`next_status`, which names the state and the trigger when a move is illegal
+(h11 ``_state.py`` style). tests/client/test_phases.py checks that the core tests
+take every move declared here.
 """
 
 from __future__ import annotations
@@ -55,8 +58,9 @@ TRANSITIONS: dict[Status, dict[Trigger, Status]] = {
         T.RECONNECT: S.RECONNECTING,
         T.DISCONNECT: S.CLOSING,
     },
-    S.CLOSING: {T.CLOSED: S.CLOSED, T.DISCONNECT: S.CLOSING},
-    S.CLOSED: {T.CONNECT: S.CONNECTING, T.DISCONNECT: S.CLOSED},
+    # disconnect() while closing or closed is a no-op that never reaches the table.
+    S.CLOSING: {T.CLOSED: S.CLOSED},
+    S.CLOSED: {T.CONNECT: S.CONNECTING},
 }
 
 
@@ -69,7 +73,7 @@ def next_status(status: Status, trigger: Trigger) -> Status:
 
 
 def diagram() -> str:
-    """The table as a Mermaid state diagram (pasted into docs/client.md)."""
+    """The table as a Mermaid state diagram (for docs/client.md)."""
     lines = ["stateDiagram-v2", "    [*] --> idle"]
     for src, moves in TRANSITIONS.items():
         for trigger, dst in moves.items():

@@ -3,8 +3,9 @@
 Durations, names, :class:`Model` (``extra="forbid"``), :class:`Args` (a step's
 arguments, with a scalar shorthand), :class:`Severity`, :class:`Within` and
 :class:`ClientArgs`. :mod:`.models` builds the closed step set from these and from
-every registered step pack (:mod:`.steps_webrtc` is one); a pack imports this
-module, never :mod:`.models`, so registering it cannot be circular.
+every registered step pack (:mod:`.steps_core`, :mod:`.expect`, :mod:`.steps_webrtc`
+and third-party ones); a pack imports this module, never :mod:`.models`, so
+registering it cannot be circular.
 """
 
 from __future__ import annotations
@@ -23,6 +24,20 @@ from pydantic import (
 )
 from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import PydanticCustomError, core_schema
+
+__all__ = [
+    "DURATION_SCHEMA",
+    "Args",
+    "ClientArgs",
+    "DurationField",
+    "ErrorPattern",
+    "Model",
+    "Name",
+    "ScenarioId",
+    "Severity",
+    "Within",
+    "parse_duration",
+]
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|min|h)?\s*$")
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "min": 60.0, "h": 3600.0, None: 1.0}

@@ -121,6 +121,13 @@ PROFILES: dict[str, Profile] = {
             "genesys-cloud-streaming-client 19.4.1, unchanged, in node",
             DRIVERS_DIR / "genesys-sdk" / "node_modules",
         ),
+        Profile(
+            "reliable-signaler-sdk",
+            "reliable-signaler",
+            _node("reliable-signaler-sdk"),
+            "reliable-signaler 1.0.2's signaler.js on socket.io-client 2.5.0, unchanged, in node",
+            DRIVERS_DIR / "reliable-signaler-sdk" / "node_modules",
+        ),
     )
 }
 

@@ -44,6 +44,27 @@ from ruamel.yaml.scanner import RoundTripScanner
 from squall.simulator.control import did_you_mean
 
 from .models import STEP_ARGS, STEP_MODELS, ClientPolicy, Scenario, scenario_json_schema
+from .packs import broken_pack_note
+
+__all__ = [
+    "MAX_DEPTH",
+    "MAX_FILE_BYTES",
+    "MAX_INT_DIGITS",
+    "MAX_NODES",
+    "SUFFIXES",
+    "Loaded",
+    "Problem",
+    "ScenarioError",
+    "check_references",
+    "discover",
+    "load_all",
+    "load_file",
+    "parse",
+    "parse_bytes",
+    "problems_from",
+    "read_yaml",
+    "select",
+]
 
 SUFFIXES = (".yaml", ".yml")
 
@@ -85,6 +106,9 @@ class Problem:
     column: int  # 1-based
     where: str  # the offending key path, e.g. steps[3].client.connect.topics
     message: str
+    #: a third-party step pack that did not load, and may be why (then nobody but its
+    #: authors can fix this problem: pytest reports it as an error)
+    broken_pack: str | None = field(default=None, compare=False)
 
     def __str__(self) -> str:
         where = f"{_one_line(self.where)}: " if self.where else ""
@@ -245,6 +269,9 @@ def _message(err: dict[str, Any], loc: Sequence[Any], value: Any) -> str:
             name = str(next(iter(value)))
             close = difflib.get_close_matches(name, list(STEP_MODELS), n=1)
             hint = f"did you mean {close[0]!r}? " if close else ""
+            note = broken_pack_note(name)  # a pack that did not load may be why
+            if note:
+                return f"unknown step {name!r}{f' ({hint.strip()})' if close else ''}: {note}"
             return f"unknown step {name!r} ({hint}expected one of: {', '.join(STEP_MODELS)})"
         return f"a step must be a one-key mapping like '- wait: 1s', got {type(value).__name__}"
     if kind == "missing":
@@ -271,7 +298,10 @@ def problems_from(path: str, tree: Any, exc: ValidationError) -> list[Problem]:
         else:
             line, col = locate(tree, loc, key=kind in ("extra_forbidden", "unknown_step"))
         value = _get(tree, loc)
-        out.append(Problem(path, line + 1, col + 1, _where(loc), _message(err, loc, value)))
+        note = None
+        if kind == "unknown_step" and isinstance(value, dict) and value:
+            note = broken_pack_note(str(next(iter(value))))
+        out.append(Problem(path, line + 1, col + 1, _where(loc), _message(err, loc, value), note))
     out.sort(key=lambda p: (p.line, p.column))
     return out
 

@@ -10,13 +10,16 @@ Python and HTTP faces can, through the same implementation.
 ``schemas/scenario.schema.json`` is :func:`scenario_json_schema`'s output,
 committed and kept equal by a test, so editors autocomplete.
 
-Step packs extend the set: a module with ``STEP_ARGS`` (step name -> argument
-model, built on :mod:`.base`) and ``HANDLERS`` (step name -> ``async (run, args,
-step_result)``), listed in :data:`STEP_PACKS` or published under the
-``squall.steps`` entry-point group. :func:`register_pack` merges each into
-:data:`STEP_ARGS` and :data:`STEP_HANDLERS` before the closed ``Step`` union is
-built, so validation, the JSON Schema, ``squall validate`` and the runner all see
-the same set. :mod:`.steps_webrtc` (peers, tracks, media) is the built-in pack.
+Every step comes from a step pack (:mod:`.packs`): a module with ``STEP_ARGS``
+(step name -> argument model, built on :mod:`.base`) and ``HANDLERS`` (step name ->
+``async handler(ctx, args, step)``, given a :class:`~.context.RunContext`). The
+core actions (:mod:`.steps_core`), the core expectations (:mod:`.expect`) and
+WebRTC (:mod:`.steps_webrtc`) are built in (:data:`STEP_PACKS`); more come from the
+``squall.steps`` entry-point group. All are merged into :data:`STEP_ARGS` and
+:data:`STEP_HANDLERS` before the closed ``Step`` union is built, so validation, the
+JSON Schema, ``squall validate`` and the runner all see the same set. A third-party
+pack that does not load is left out with a warning (:data:`BROKEN_PACKS`), never
+breaking this import.
 
 Durations are protocol seconds: a number, or a string ``"500ms"``, ``"30s"``,
 ``"10m"``, ``"1h"``. The scenario's ``timescale`` decides how long they take.
@@ -24,147 +27,69 @@ Durations are protocol seconds: a number, or a string ``"500ms"``, ``"30s"``,
 
 from __future__ import annotations
 
-import dataclasses
-import importlib
-import inspect
 import typing
-from collections.abc import Awaitable, Callable
-from importlib.metadata import entry_points
-from types import ModuleType
 from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import (
-    BeforeValidator,
-    ConfigDict,
-    Discriminator,
-    Field,
-    Tag,
-    create_model,
-    model_validator,
-)
+from pydantic import Discriminator, Field, Tag, create_model
 
-from squall.client.policy import Policy
-from squall.faults import TOXICS
-from squall.simulator import OPERATIONS, Config
-from squall.simulator.dialects import names as dialect_names
-from squall.simulator.server import Simulator
-
+from . import packs
 from .base import (
     DURATION_SCHEMA,
     Args,
     ClientArgs,
     DurationField,
-    ErrorPattern,
     Model,
     Name,
     ScenarioId,
     Severity,
     Within,
-    _is_duration,
     parse_duration,
 )
+from .context import StepHandler
+from .packs import (
+    BROKEN_PACKS,
+    ENTRY_POINT_GROUP,
+    PACKS,
+    STEP_ARGS,
+    STEP_HANDLERS,
+    BrokenPack,
+    StepPackError,
+    StepPackWarning,
+    register_pack,
+)
+from .settings import ClientPolicy, ServerConfig
 
 __all__ = [
+    "BROKEN_PACKS",
+    "CORE_STEPS",
     "DURATION_SCHEMA",
+    "ENTRY_POINT_GROUP",
+    "PACKS",
     "STEP_ARGS",
     "STEP_HANDLERS",
     "STEP_MODELS",
     "STEP_PACKS",
     "Args",
+    "BrokenPack",
     "ClientArgs",
+    "ClientPolicy",
+    "ClientSpec",
     "DurationField",
     "Model",
     "Name",
     "Scenario",
     "ScenarioId",
+    "ServerConfig",
     "Severity",
     "Step",
+    "StepHandler",
+    "StepPackError",
+    "StepPackWarning",
     "Within",
     "parse_duration",
     "register_pack",
     "scenario_json_schema",
 ]
-
-
-def _settings_model(
-    name: str,
-    source: type,
-    doc: str,
-    *,
-    not_durations: frozenset[str] = frozenset(),
-    limits: dict[str, dict[str, Any]] | None = None,
-    extra: dict[str, Any] | None = None,
-) -> type[Model]:
-    """A model of a settings dataclass (the server's :class:`Config`, the client's
-    :class:`Policy`): the same keys, types and defaults, so an unknown key or a wrong type
-    is found when the file is loaded, with a did-you-mean, instead of at run time. Float
-    settings are durations (``"30s"``) unless named in ``not_durations``."""
-    hints = typing.get_type_hints(source)
-    fields: dict[str, Any] = {}
-    for f in dataclasses.fields(source):
-        annotation = hints[f.name]
-        if _is_duration(annotation) and f.name not in not_durations:
-            annotation = Annotated[annotation, BeforeValidator(parse_duration)]
-        fields[f.name] = (annotation, Field(f.default, **(limits or {}).get(f.name, {})))
-    fields.update(extra or {})
-    return create_model(name, __base__=Model, __doc__=doc, **fields)  # type: ignore[call-overload,no-any-return]
-
-
-def _limits(op: str) -> dict[str, dict[str, Any]]:
-    """The bounds the control plane's ``op`` puts on each argument (``ge=0``, ...)."""
-    out: dict[str, dict[str, Any]] = {}
-    for pname, param in inspect.signature(
-        inspect.unwrap(getattr(Simulator, op))
-    ).parameters.items():
-        if isinstance(param.default, type(Field())):
-            bounds: dict[str, Any] = {}
-            for meta in param.default.metadata:
-                bounds.update(
-                    {k: getattr(meta, k) for k in ("ge", "gt", "le", "lt") if hasattr(meta, k)}
-                )
-            out[pname] = bounds
-    return out
-
-
-class ServerConfig(
-    _settings_model(  # type: ignore[misc]  # its fields are generated from Config
-        "ServerConfig",
-        Config,
-        "",
-        not_durations=frozenset({"rate_limit"}),
-        limits=_limits("configure"),
-    )
-):
-    """Server policy at start: any field of squall.simulator.Config (durations in protocol
-    seconds)."""
-
-
-class ClientPolicy(
-    _settings_model(  # type: ignore[misc]  # its fields are generated from Policy
-        "ClientPolicy",
-        Policy,
-        "",
-        not_durations=frozenset({"backoff_multiplier", "jitter"}),
-        extra={
-            "recovery_token": (
-                str | None,
-                Field(None, description="resume this session on the first connect"),
-            ),
-            **{
-                d: (
-                    dict[str, Any] | None,
-                    Field(None, description=f"options of the {d} dialect (docs/dialects/{d}.md)"),
-                )
-                for d in dialect_names()
-                if d != "reference"
-            },
-        },
-    )
-):
-    """Settings for the driver's configure command: any field of the reference client's
-    squall.client.policy.Policy, a recovery_token, and a dialect's own options under its
-    name. A driver ignores what it does not use; for settings of your own driver, send
-    client.command: {cmd: configure, args: {...}}."""
 
 
 class ClientSpec(Model):
@@ -244,317 +169,18 @@ class Scenario(Model):
     steps: list[Step] = Field(min_length=1)
 
 
-# --- steps -----------------------------------------------------------------------------------
+# --- steps: the packs --------------------------------------------------------------------------
 
-
-class Connect(ClientArgs):
-    token: str | None = Field(None, description="override the client's token for this connect")
-    urls: list[str] | None = None
-
-
-class Topics(ClientArgs):
-    _shorthand: ClassVar[str | None] = None
-    topics: list[str] = Field(min_length=1)
-
-
-class CallArgs(ClientArgs):
-    _shorthand: ClassVar[str | None] = None
-    method: str = Field(min_length=1)
-    params: Any = None
-    timeout: DurationField | None = None
-    no_reply: bool = False
-
-
-class AnswerDrain(ClientArgs):
-    _shorthand: ClassVar[str | None] = None
-    with_: Literal["pending", "done", "none"] = Field(alias="with")
-
-
-class Room(ClientArgs):
-    _shorthand: ClassVar[str | None] = None
-    room: str = Field(min_length=1)
-    permanent_id: str | None = None
-
-
-class SendMessage(ClientArgs):
-    _shorthand: ClassVar[str | None] = None
-    message: Any = None
-    to: str | None = Field(None, description="peer sid, or absent for every peer")
-    room: str | None = None
-
-
-class SendSignal(ClientArgs):
-    _shorthand: ClassVar[str | None] = None
-    room: str
-    kind: Literal["offer", "answer", "candidate", "message", "bye"]
-    data: Any = None
-    to: str | None = None
-
-
-class ConfigureClient(ClientArgs):
-    _shorthand: ClassVar[str | None] = None
-    policy: ClientPolicy
-
-
-class Command(ClientArgs):
-    """Any driver command by name: for clients with commands beyond the standard set."""
-
-    _shorthand: ClassVar[str | None] = None
-    cmd: str
-    args: dict[str, Any] = Field(default_factory=dict)
-
-
-class Wait(Args):
-    _shorthand: ClassVar[str | None] = "for_"
-    for_: DurationField = Field(alias="for")
-
-
-class SetVars(Args):
-    """Set variables (values may use ``${...}`` and faker)."""
-
-    model_config = ConfigDict(extra="allow")
-
-
-class ExpectEvent(Args, Within):
-    """A client event happened (after the last one matched for that client), matching ``data``."""
-
-    client: Name
-    event: str
-    data: dict[str, Any] | None = Field(None, description="partial match on the event's data")
-    count: int = Field(1, ge=1, description="this many matching events")
-    capture: dict[str, str] = Field(
-        default_factory=dict, description="var -> dotted path into the event (data.sid)"
-    )
-    anywhere: bool = Field(
-        False, description="search from the client's first event, not its cursor"
-    )
-
-
-class ExpectNoEvent(Args, Severity):
-    """No matching client event for a duration (from the client's cursor on)."""
-
-    client: Name
-    event: str
-    data: dict[str, Any] | None = None
-    for_: DurationField = Field(alias="for")
-
-
-class ExpectReply(Args, Within):
-    """The reply to a command stored with ``as`` (or the client's last one) was ok / an error."""
-
-    client: Name
-    reply: Name | None = Field(None, description="the 'as' name of the command")
-    ok: bool = Field(True, description="false: the reply must be an error (implied by 'error')")
-    result: Any = Field(None, description="partial match on the result")
-    error: ErrorPattern | None = Field(
-        None,
-        description="the reply is an error whose type or message matches this regex "
-        "(bare or /regex/): CommandError, /timed? ?out/",
-    )
-
-    @model_validator(mode="after")
-    def _error_means_not_ok(self) -> ExpectReply:
-        if self.error is not None:
-            if "ok" in self.model_fields_set and self.ok:
-                raise ValueError("'error' checks a failed reply: drop 'ok: true'")
-            self.ok = False
-        return self
-
-
-SessionState = Literal["open", "detached", "expired", "absent"]
-
-
-class ExpectServer(Args, Within):
-    """The simulator's state, polled until it matches or the deadline passes."""
-
-    sessions: dict[str, SessionState] | None = Field(None, description="client -> session state")
-    subscriptions: dict[str, list[str]] | None = Field(
-        None, description="client -> exact set of subscribed topics"
-    )
-    session: dict[str, dict[str, Any]] | None = Field(
-        None, description="client -> partial match on the session view (seq, lost, connections)"
-    )
-    rooms: dict[str, list[str]] | None = Field(None, description="room -> clients in it")
-
-
-class ExpectTranscript(Args, Within):
-    """A pattern of transcript records, in order, each a partial match (src, kind, type, ...)."""
-
-    pattern: list[dict[str, Any]] = Field(min_length=1)
-    since: Literal["start", "step"] = Field("step", description="search from the scenario start")
-    absent: bool = Field(False, description="the pattern must NOT occur by the deadline")
-
-
-class ExpectVar(Args, Severity):
-    """A variable (or expression) equals / matches a value."""
-
-    value: Any
-    equals: Any = None
-    matches: str | None = None
-    greater: float | None = None
-    less: float | None = None
-
-
-class Toxic(Args):
-    """Add a proxy toxic (byte-level or WebSocket-frame); removed at ``for`` or at the end."""
-
-    proxy: str = "main"
-    type: Literal[tuple(TOXICS)]  # type: ignore[valid-type]
-    name: str | None = None
-    stream: Literal["upstream", "downstream"] = "downstream"
-    toxicity: float = Field(1.0, ge=0, le=1)
-    attributes: dict[str, Any] = Field(default_factory=dict)
-    for_: DurationField | None = Field(None, alias="for", description="remove after this long")
-
-
-class RemoveToxic(Args):
-    _shorthand: ClassVar[str | None] = "name"
-    proxy: str = "main"
-    name: str
-
-
-class ProxyRef(Args):
-    _shorthand: ClassVar[str | None] = "proxy"
-    proxy: str = "main"
-    for_: DurationField | None = Field(None, alias="for", description="undo after this long")
-
-
-class ServerOp(Args):
-    """Base of the generated server steps: ``client`` names a session by its client."""
-
-    _op: ClassVar[str] = ""
-    _client_for: ClassVar[str | None] = None
-
-
-def _server_args(op: str) -> type[ServerOp]:
-    """A model of one control operation's arguments, built from its signature."""
-    fn = getattr(Simulator, op)
-    target = inspect.unwrap(fn)
-    hints = typing.get_type_hints(target, include_extras=True)
-    fields: dict[str, Any] = {}
-    client_for = None
-    for pname, param in inspect.signature(target).parameters.items():
-        if pname == "self" or pname == "handler":
-            continue
-        annotation = hints.get(pname, Any)
-        default = param.default
-        if _is_duration(annotation):
-            annotation = Annotated[annotation, BeforeValidator(parse_duration)]
-        if isinstance(default, type(Field())):
-            info = default
-        else:
-            info = Field(... if default is inspect.Parameter.empty else default)
-        if pname in ("session", "user") and client_for is None:
-            client_for = pname
-            annotation = annotation | None
-            if info.is_required():
-                info = Field(None, description=f"the {pname} (a user name, sid or session id)")
-        fields[pname] = (annotation, info)
-    if client_for:
-        fields["client"] = (
-            Name | None,
-            Field(None, description=f"a scenario client, standing for its {client_for}"),
-        )
-    doc = OPERATIONS[op].doc
-    model = create_model(  # type: ignore[call-overload]
-        f"Server_{op}", __base__=ServerOp, __doc__=doc, **fields
-    )
-    model._op = op
-    model._client_for = client_for
-    if client_for:
-        model._shorthand = "client"
-    return model
-
-
-SERVER_OPS = [name for name, spec in OPERATIONS.items() if spec.method == "POST"]
-
-CORE_STEPS: dict[str, type[Args]] = {
-    "client.connect": Connect,
-    "client.disconnect": ClientArgs,
-    "client.reconnect": ClientArgs,
-    "client.subscribe": Topics,
-    "client.unsubscribe": Topics,
-    "client.call": CallArgs,
-    "client.answer_drain": AnswerDrain,
-    "client.join_room": Room,
-    "client.leave_room": Room,
-    "client.send_message": SendMessage,
-    "client.send_signal": SendSignal,
-    "client.configure": ConfigureClient,
-    "client.status": ClientArgs,
-    "client.command": Command,
-    **{f"server.{op}": _server_args(op) for op in SERVER_OPS},
-    "network.toxic": Toxic,
-    "network.remove": RemoveToxic,
-    "network.down": ProxyRef,
-    "network.up": ProxyRef,
-    "network.reset": ProxyRef,
-    "wait": Wait,
-    "set": SetVars,
-    "expect.event": ExpectEvent,
-    "expect.no_event": ExpectNoEvent,
-    "expect.reply": ExpectReply,
-    "expect.server": ExpectServer,
-    "expect.transcript": ExpectTranscript,
-    "expect.var": ExpectVar,
-}
-"""The core steps, run by the runner itself (client, server, network, wait, set, expect)."""
-
-StepHandler = Callable[[Any, Any, Any], Awaitable["str | None"]]
-"""``async handler(run, args, step_result)``: ``None`` (held on time), a sentence (late) or
-raises ``StepFailed``; the same contract as the core expectations."""
-
-STEP_PACKS: tuple[str, ...] = ("squall.conformance.steps_webrtc",)
+STEP_PACKS: tuple[str, ...] = packs.BUILTIN_PACKS
 """Built-in step packs (module names); more come from the ``squall.steps`` entry points."""
 
-ENTRY_POINT_GROUP = "squall.steps"
+packs.load_packs()
 
-STEP_ARGS: dict[str, type[Args]] = dict(CORE_STEPS)
-"""Every step name and the model of its arguments: the closed set (core + packs)."""
-
-STEP_HANDLERS: dict[str, StepHandler] = {}
-"""Step name -> handler, for every step a pack contributed."""
-
-PACKS: dict[str, ModuleType] = {}
-
-
-class StepPackError(Exception):
-    """A step pack that cannot be merged: a clash with an existing step, or a step with no
-    handler."""
-
-
-def register_pack(module: ModuleType) -> None:
-    """Merge one pack's ``STEP_ARGS`` and ``HANDLERS`` (before ``Step`` is built)."""
-    name = module.__name__
-    if name in PACKS:
-        return
-    args: dict[str, type[Args]] = getattr(module, "STEP_ARGS", {})
-    handlers: dict[str, StepHandler] = getattr(module, "HANDLERS", {})
-    clash = sorted(set(args) & set(STEP_ARGS))
-    if clash:
-        raise StepPackError(f"step pack {name} redefines steps: {', '.join(clash)}")
-    missing = sorted(set(args) - set(handlers))
-    extra = sorted(set(handlers) - set(args))
-    if missing or extra:
-        raise StepPackError(
-            f"step pack {name}: steps without a handler {missing}, handlers without a step {extra}"
-        )
-    for step, model in args.items():
-        if not (isinstance(model, type) and issubclass(model, Args)):
-            raise StepPackError(f"step pack {name}: {step} is not a squall.conformance.base.Args")
-    STEP_ARGS.update(args)
-    STEP_HANDLERS.update(handlers)
-    PACKS[name] = module
-
-
-def _load_packs() -> None:
-    for name in STEP_PACKS:
-        register_pack(importlib.import_module(name))
-    for ep in entry_points(group=ENTRY_POINT_GROUP):
-        register_pack(ep.load())
-
-
-_load_packs()
+_CORE = ("squall.conformance.steps_core", "squall.conformance.expect")
+CORE_STEPS: dict[str, type[Args]] = {
+    name: model for pack in _CORE for name, model in PACKS[pack].STEP_ARGS.items()
+}
+"""The core steps (client, server, network, wait, set, expect): the two core packs'."""
 
 
 class StepBase(Model):
@@ -608,6 +234,7 @@ Step = Annotated[
 ]
 
 Scenario.model_rebuild()
+packs.seal()  # the step set is closed: a pack registered from now on would not be in it
 
 
 def scenario_json_schema() -> dict[str, Any]:

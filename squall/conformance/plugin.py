@@ -167,7 +167,8 @@ def pytest_report_teststatus(report: pytest.TestReport, config: pytest.Config) -
 
 
 class ScenarioInvalid(pytest.Item):
-    """Stands for a scenario file that does not validate: fails with every problem."""
+    """Stands for a scenario file that does not validate: fails with every problem (an
+    error when a step pack that did not load may be why: nobody can fix the file)."""
 
     def __init__(self, *, problems: list[Any], **kw: Any) -> None:
         super().__init__(**kw)
@@ -469,6 +470,12 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
         report.user_properties.append((ERROR_KEY, True))
         for res_json in item.results():
             report.user_properties.append((RESULT_KEY, json.dumps(res_json, default=str)))
+    if (
+        isinstance(item, ScenarioInvalid)
+        and call.when == "call"
+        and any(getattr(p, "broken_pack", None) for p in item.problems)
+    ):
+        report.user_properties.append((ERROR_KEY, True))  # the pack's fault, not the file's
     if isinstance(item, ScenarioItem) and call.when == "call" and item.result is not None:
         res = item.result
         report.user_properties.append((RESULT_KEY, json.dumps(res.to_json(), default=str)))

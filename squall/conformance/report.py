@@ -17,13 +17,13 @@ the final text, so a secret is masked in every form a page can show it in.
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 from squall.secrets import KEYS_ONLY, Secrets
 
+from .report_text import describe, slug
 from .verdicts import Result, StepResult
 
 COLOURS = {
@@ -34,10 +34,6 @@ COLOURS = {
     "UNIMPLEMENTED": "#8e8e8e",
     "ERROR": "#6c3483",  # not the client's fault
 }
-
-
-def slug(text: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_.-]+", "_", text).strip("_") or "client"
 
 
 def _registry(result: Result | None = None, secrets: Secrets | None = None) -> Secrets:
@@ -57,33 +53,6 @@ def step_title(step: StepResult, secrets: Secrets | None = None) -> str:
     return clean.scrub_text(
         f"{step.index + 1}. {step.name} {args}  [line {step.line}, {step.status.value}]"
     )
-
-
-def describe(rec: dict[str, Any]) -> str:
-    """One transcript record as one readable line."""
-    src, kind = rec.get("src", "?"), rec.get("kind", "?")
-    t = f"{rec.get('t', 0):9.2f}s"
-    if kind == "event":
-        body = f"event {rec.get('event')} {json.dumps(rec.get('data'), default=str)}"
-    elif kind == "command":
-        body = f"-> {rec.get('cmd')} {json.dumps(rec.get('args'), default=str)}"
-    elif kind == "reply":
-        what = rec.get("result") if rec.get("ok") else f"{rec.get('type')}: {rec.get('error')}"
-        body = f"<- reply ok={rec.get('ok')} {json.dumps(what, default=str)}"
-    elif kind == "frame":
-        arrow = "<-" if rec.get("dir") == "in" else "->"
-        body = f"frame {arrow} {rec.get('conn')} {rec.get('text')}"
-    elif kind == "fault":
-        detail = rec.get("detail") or ""
-        body = f"{rec.get('action')} conn={rec.get('conn')} toxic={rec.get('toxic')} {detail}"
-    elif kind == "step":
-        body = f"--- step {rec.get('index', 0) + 1} {rec.get('name')} (line {rec.get('line')})"
-    else:
-        extra = {k: v for k, v in rec.items() if k not in ("n", "t", "src", "kind")}
-        body = f"{kind} {json.dumps(extra, default=str)}"
-    if len(body) > 220:
-        body = body[:217] + "..."
-    return f"{t} {src:<14} {body}"
 
 
 def failure_text(result: Result) -> str:

@@ -52,7 +52,7 @@ def _e(value: Any) -> str:
 
 
 def page_name(client: str, scenario: str) -> str:
-    from .report import slug
+    from .report_text import slug
 
     return f"{slug(client)}__{slug(scenario)}.html"
 
@@ -256,7 +256,7 @@ def _failure(r: Mapping[str, Any]) -> str:
     if f.get("blame") and f["blame"] != "client":
         rows.append(("whose fault", f["blame"]))
     slice_ = f.get("transcript") or []
-    from .report import describe
+    from .report_text import describe
 
     around = (
         "<details><summary>the records around the failure</summary><pre>"
@@ -319,7 +319,7 @@ def _sequence(
 
 
 def _records(records: list[dict[str, Any]], href: str | None) -> str:
-    from .report import describe
+    from .report_text import describe
 
     shown = records[:MAX_RECORDS]
     items = "".join(

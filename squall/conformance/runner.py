@@ -11,6 +11,11 @@ other reason is ERROR, with :class:`~.verdicts.Blame` saying whose: the scenario
 (a server step that cannot be carried out, an unknown variable), the client's
 driver (it did not start) or squall (any other exception, with where it was raised).
 
+Steps: every step, the core ones included, is a step pack's (:mod:`.packs`); its
+handler gets the run's :class:`~.context.RunContext` (``self.ctx``), never the
+:class:`Run` itself. What a step may raise and how long its waits last is
+:mod:`.contract`'s (``StepFailed``, ``GRACE``, ...), re-exported here.
+
 Times: a scenario's durations are protocol seconds; the shared
 ``LoopClock(timescale)`` turns them into real ones. Deadlines get a real-time
 ``GRACE`` on top, because processes and sockets do not run at the timescale; an
@@ -32,63 +37,34 @@ everything learned by then) before it leaves :meth:`Run.execute`.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import socket
 import time
-import traceback
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from pydantic import BaseModel
-
-from squall.clock import LoopClock
+from squall.clock import LoopClock, Timer
 from squall.faults import FaultEvent, ProxyServer
 from squall.secrets import Secrets
 from squall.simulator import AuthPolicy, Config, ControlError, Simulator
 
 from . import models as m
 from .clients import DriverError, DriverProcess, client_label, command_line, profile
+from .context import RunContext
+from .contract import (
+    CLEANUP_TIMEOUT,
+    GRACE,
+    LATE_SLACK,
+    NOISY_EVENTS,
+    StepFailed,
+    scenario_error,
+    squall_bug,
+    unimplemented,
+)
 from .loader import Loaded
-from .match import dig, error_matches, matches
+from .match import dig
+from .packs import pack_of
 from .template import Templates
 from .verdicts import Blame, Failure, Result, StepResult, StepStatus, Verdict
-
-GRACE = 3.0  # real seconds added to every positive deadline
-LATE_SLACK = 0.5  # real seconds past ``within`` before a match counts as late
-NOISY_EVENTS = frozenset({"sent", "packet", "status"})
-
-
-class StepFailed(Exception):
-    """An expectation (or action) that did not hold: what was expected, what was seen.
-
-    ``blame`` is whose fault it is: the client's (FAILED, the default) or, for anything
-    else (:class:`~.verdicts.Blame`), nobody's the run can judge (ERROR).
-    """
-
-    def __init__(
-        self,
-        expected: str,
-        observed: str,
-        *,
-        unimplemented: bool = False,
-        blame: Blame = Blame.CLIENT,
-    ) -> None:
-        super().__init__(expected)
-        self.expected = expected
-        self.observed = observed
-        self.unimplemented = unimplemented
-        self.blame = blame
-
-
-def squall_bug(exc: BaseException) -> StepFailed:
-    """An exception no step should raise, as an ERROR that names it and where it came from."""
-    frames = traceback.extract_tb(exc.__traceback__)
-    where = f" at {frames[-1].filename}:{frames[-1].lineno}" if frames else ""
-    return StepFailed(
-        "the step runs without an internal error",
-        f"{type(exc).__name__}: {exc}{where}",
-        blame=Blame.SQUALL,
-    )
 
 
 def free_dead_url() -> str:
@@ -97,13 +73,6 @@ def free_dead_url() -> str:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     return f"ws://127.0.0.1:{port}/"
-
-
-def _short(value: Any, limit: int = 300) -> str:
-    import json
-
-    text = json.dumps(value, default=str, separators=(",", ":"))
-    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 class Run:
@@ -140,10 +109,11 @@ class Run:
         self.users = {n: (c.user or c.token or n) for n, c in self.sc.clients.items()}
         self.secrets = self._secrets(secrets)
         self.t0 = 0.0
-        self._changed = asyncio.Event()
-        self._timers: list[asyncio.TimerHandle] = []
-        self._tasks: set[asyncio.Task[Any]] = set()
+        self.changed = asyncio.Event()  # set on every new record: wakes RunContext.until
+        self.timers: list[Timer] = []  # RunContext.later's, cancelled when the run ends
+        self.tasks: set[asyncio.Task[Any]] = set()
         self.ext: dict[str, Any] = {}  # step packs keep their per-run state here
+        self.ctx = RunContext(self)  # what every step handler gets
         self.cleanups: list[Callable[[], Awaitable[Any]]] = []  # run at the end, last first
         self.result = Result(
             scenario=self.sc.id,
@@ -187,7 +157,7 @@ class Run:
             **fields,
         }
         self.records.append(rec)
-        self._changed.set()
+        self.changed.set()
         return rec
 
     def _server_record(self, rec: dict[str, Any]) -> None:
@@ -223,22 +193,6 @@ class Run:
                 type=obj.get("type"),
             )
 
-    async def _until(self, check: Callable[[], Any], real_timeout: float) -> Any:
-        """Re-evaluate ``check`` on every new record until it returns truthy or time runs out."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + real_timeout
-        while True:
-            self._changed.clear()
-            value = check()
-            if value:
-                return value
-            remaining = deadline - loop.time()
-            if remaining <= 0:
-                return None
-            with contextlib.suppress(TimeoutError):
-                # State can change without a record (timers): look again every 20 ms.
-                await asyncio.wait_for(self._changed.wait(), min(remaining, 0.02))
-
     # --- setup and teardown --------------------------------------------------------------------
 
     async def _start(self) -> None:
@@ -247,10 +201,9 @@ class Run:
         config = Config(**sc.server.config.model_dump(exclude_unset=True))
         dialect = self.profile.dialect
         if dialect not in sc.dialects:
-            raise StepFailed(
+            raise unimplemented(
                 f"a server speaking one of: {', '.join(sc.dialects)}",
                 f"client {self.profile.name} speaks {dialect}: this behaviour is not part of it",
-                unimplemented=True,
             )
         self.sim = Simulator(
             clock=self.clock,
@@ -303,7 +256,7 @@ class Run:
             ) from None
         spec = self.sc.clients[name]
         args: dict[str, Any] = {
-            "urls": self._urls(spec.urls or [spec.via if spec.via == "proxy" else "server"])
+            "urls": self.ctx.urls(spec.urls or [spec.via if spec.via == "proxy" else "server"])
         }
         if spec.token is not None:
             args["token"] = spec.token
@@ -314,29 +267,17 @@ class Run:
         if self.sim is not None and self.sim.http_url is not None:
             args["server"] = self.sim.http_url  # the dialect's HTTP prelude (a token endpoint)
         args.update(self.templates.render(spec.policy.model_dump(exclude_unset=True)))
-        await self._command(name, "configure", args, wait=True)
-
-    def _urls(self, names: list[str]) -> list[str]:
-        out = []
-        for ref in names:
-            if ref not in self.endpoints:
-                raise StepFailed(
-                    f"an endpoint named {ref!r}",
-                    f"endpoints: {', '.join(self.endpoints)}",
-                    blame=Blame.SCENARIO,
-                )
-            out.append(self.endpoints[ref])
-        return out
+        await self.ctx.command(name, "configure", args, wait=True)
 
     async def _stop(self) -> None:
-        for timer in self._timers:
+        for timer in self.timers:
             timer.cancel()
-        for task in list(self._tasks):
+        for task in list(self.tasks):
             task.cancel()
         while self.cleanups:
             cleanup = self.cleanups.pop()
             try:
-                await asyncio.wait_for(cleanup(), 15.0)
+                await asyncio.wait_for(cleanup(), CLEANUP_TIMEOUT)
             except Exception as exc:  # reported; everything else still stops
                 self.result.notes.append(f"cleanup {cleanup!r}: {exc!r}")
         results = await asyncio.gather(
@@ -373,14 +314,13 @@ class Run:
                 c for d in self.drivers.values() for c in self.sc.requires if c not in d.commands
             ]
             if missing:
-                raise StepFailed(
+                raise unimplemented(
                     f"the client implements {', '.join(sorted(set(self.sc.requires)))}",
                     f"it lacks {', '.join(sorted(set(missing)))}",
-                    unimplemented=True,
                 )
             for name, spec in self.sc.clients.items():
                 if spec.autoconnect:
-                    await self._command(name, "connect", {}, wait=True)
+                    await self.ctx.command(name, "connect", {}, wait=True)
             for step, sr in zip(self.sc.steps, steps, strict=True):
                 await self._run_step(step, sr)
                 if sr.status in (StepStatus.FAILED, StepStatus.UNIMPLEMENTED, StepStatus.ERROR):
@@ -487,11 +427,9 @@ class Run:
         except (ControlError, LookupError, ValueError) as exc:
             # The scenario asked for what cannot be done here (a server step on a session
             # that is not there, an unknown variable): the scenario's fault, not the client's.
-            self._error(
-                sr, StepFailed(f"{sr.name} can be carried out", _why(exc), blame=Blame.SCENARIO)
-            )
-        except Exception as exc:
-            self._error(sr, squall_bug(exc))
+            self._error(sr, scenario_error(f"{sr.name} can be carried out", _why(exc)))
+        except Exception as exc:  # a bug: squall's, or the third-party pack's the step is from
+            self._error(sr, squall_bug(exc, pack=pack_of(sr.name)))
         sr.ended = round(self.now(), 6)
         if self.on_step is not None:
             self.on_step(sr)
@@ -502,185 +440,8 @@ class Run:
         self._fail(sr, exc)
 
     async def _dispatch(self, name: str, args: Any, sr: StepResult) -> str | None:
-        pack_handler = m.STEP_HANDLERS.get(name)
-        if pack_handler is not None:
-            return await pack_handler(self, args, sr)
-        group = name.split(".", 1)[0]
-        if group == "client":
-            await self._client_step(name.split(".", 1)[1], args)
-            return None
-        if group == "server":
-            self._server_step(args)
-            return None
-        if group == "network":
-            await self._network_step(name.split(".", 1)[1], args)
-            return None
-        if name == "wait":
-            await self.clock.sleep(args.for_)
-            return None
-        if name == "set":
-            for key, value in (args.model_extra or {}).items():
-                self.templates.vars[key] = self.templates.render(value)
-            return None
-        from . import expect
-
-        return await expect.run(self, name, args, sr)
-
-    # --- client steps ---------------------------------------------------------------------------
-
-    async def _command(
-        self,
-        client: str,
-        cmd: str,
-        args: dict[str, Any],
-        *,
-        wait: bool = False,
-        store: str | None = None,
-        expect_error: bool | str | None = None,
-        real_timeout: float | None = None,
-    ) -> dict[str, Any] | None:
-        """Send one driver command; with ``wait``, its reply (checked as the step asks)."""
-        driver = self.drivers[client]
-        if driver.commands and cmd not in driver.commands and cmd != "configure":
-            raise StepFailed(
-                f"the client implements the {cmd!r} command",
-                f"its driver offers: {', '.join(driver.commands)}",
-                unimplemented=True,
-            )
-        ref, fut = driver.send(cmd, args)
-        self.record(f"client:{client}", "command", ref=ref, cmd=cmd, args=args)
-        key = store or client
-
-        def done(f: asyncio.Future[Any]) -> None:
-            if f.cancelled() or f.exception() is not None:
-                return
-            reply = f.result()
-            self.replies[key] = {**reply, "cmd": cmd}
-            if store and reply.get("ok"):
-                self.templates.vars[store] = reply.get("result")
-
-        fut.add_done_callback(done)
-        if not wait:
-            return None
-        timeout = max(self.clock.real(30.0) + GRACE * 3, real_timeout or 0.0)
-        try:
-            reply = await asyncio.wait_for(asyncio.shield(fut), timeout)
-        except TimeoutError:
-            raise StepFailed(f"a reply to {cmd}", "no reply before the deadline") from None
-        if (
-            not reply.get("ok")
-            and reply.get("type") == "CommandError"
-            and "unknown command" in str(reply.get("error"))
-        ):
-            raise StepFailed(
-                f"the client implements {cmd!r}", str(reply.get("error")), unimplemented=True
-            )
-        if expect_error:
-            if reply.get("ok"):
-                raise StepFailed(f"{cmd} to fail", f"it succeeded: {_short(reply.get('result'))}")
-            if isinstance(expect_error, str) and not error_matches(
-                expect_error, reply.get("type"), reply.get("error")
-            ):
-                shown = expect_error if expect_error.startswith("/") else f"/{expect_error}/"
-                raise StepFailed(
-                    f"{cmd} to fail with an error matching {shown}",
-                    f"{reply.get('type')}: {reply.get('error')}",
-                )
-        elif not reply.get("ok"):
-            raise StepFailed(f"{cmd} to succeed", f"{reply.get('type')}: {reply.get('error')}")
-        return dict(reply)
-
-    async def _client_step(self, cmd: str, args: Any) -> None:
-        fields = set(type(args).model_fields) - {"client", "wait", "as_", "expect_error", "level"}
-        payload = {}
-        for f in fields:
-            value = getattr(args, f)
-            info = type(args).model_fields[f]
-            if value is None and f not in args.model_fields_set:
-                continue
-            if isinstance(value, BaseModel):  # a policy: what the scenario set, parsed
-                value = value.model_dump(exclude_unset=True)
-            payload[info.alias or f] = value
-        payload = self.templates.render(payload)
-        if cmd == "command":
-            cmd, payload = payload["cmd"], payload.get("args", {})
-        elif cmd == "configure":
-            payload = payload["policy"]
-        elif cmd == "connect" and "urls" in payload:
-            payload["urls"] = self._urls(payload["urls"])
-        await self._command(
-            args.client,
-            cmd,
-            payload,
-            wait=args.wait,
-            store=args.as_,
-            expect_error=args.expect_error,
-        )
-
-    # --- server and network steps --------------------------------------------------------------
-
-    def _server_step(self, args: m.ServerOp) -> None:
-        assert self.sim is not None
-        kwargs = args.model_dump(exclude={"client"}, exclude_unset=True)
-        kwargs = self.templates.render(kwargs)
-        if args._client_for and args.client is not None:
-            kwargs[args._client_for] = self.users[args.client]
-        result = getattr(self.sim, args._op)(**kwargs)
-        self.record("runner", "server_op", op=args._op, result=result)
-
-    async def _network_step(self, action: str, args: Any) -> None:
-        if self.proxy is None:
-            raise StepFailed("a proxy (network: {proxy: true})", "the scenario has none")
-        col = self.proxy.collection
-        if action == "toxic":
-            body = {
-                "type": args.type,
-                "stream": args.stream,
-                "toxicity": args.toxicity,
-                "attributes": self.templates.render(args.attributes),
-            }
-            if args.name:
-                body["name"] = args.name
-            spec = await col.add_toxic(args.proxy, body)
-            if args.for_ is not None:
-                self._later(args.for_, col.remove_toxic(args.proxy, spec.name))
-        elif action == "remove":
-            await col.remove_toxic(args.proxy, args.name)
-        elif action in ("down", "up"):
-            await col.update(args.proxy, {"enabled": action == "up"})
-            if args.for_ is not None:
-                self._later(args.for_, col.update(args.proxy, {"enabled": action != "up"}))
-        elif action == "reset":
-            await col.get(args.proxy).reset_toxics()
-            await col.update(args.proxy, {"enabled": True})
-
-    def _later(self, delay: float, coro: Any) -> None:
-        """Undo a fault after ``delay`` protocol seconds (and at the end in any case)."""
-
-        def fire() -> None:
-            task = asyncio.ensure_future(coro)
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
-
-        handle = asyncio.get_running_loop().call_later(self.clock.real(delay), fire)
-        self._timers.append(handle)
-
-    # --- helpers for expectations ----------------------------------------------------------------
-
-    def sessions_of(self, client: str) -> list[dict[str, Any]]:
-        assert self.sim is not None
-        user = self.users[client]
-        return [s for s in self.sim.sessions() if s["user"] == user]
-
-    def session_of(self, client: str) -> dict[str, Any] | None:
-        views = self.sessions_of(client)
-        if not views:
-            return None
-        views.sort(key=lambda s: (s["state"] == "open", int(str(s["id"])[1:] or 0)))
-        return views[-1]
-
-    def event_matches(self, rec: dict[str, Any], event: str, data: dict[str, Any] | None) -> bool:
-        return rec["event"] == event and (data is None or matches(data, rec.get("data")))
+        """Every step, core or not, is a pack's: its handler gets the run's context."""
+        return await m.STEP_HANDLERS[name](self.ctx, args, sr)
 
 
 def _why(exc: BaseException) -> str:
@@ -695,4 +456,4 @@ def run_sync(loaded: Loaded, **kwargs: Any) -> Result:
     return asyncio.run(Run(loaded, **kwargs).execute())
 
 
-__all__ = ["GRACE", "Run", "StepFailed", "dig", "run_sync", "squall_bug"]
+__all__ = ["GRACE", "LATE_SLACK", "Run", "StepFailed", "dig", "run_sync", "squall_bug"]

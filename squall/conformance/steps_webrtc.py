@@ -1,6 +1,7 @@
 """The WebRTC step pack: peers, tracks and media assertions in scenarios (docs/scenarios.md).
 
-Registered by :mod:`.models` like any pack (``STEP_ARGS`` + ``HANDLERS``):
+Registered by :mod:`.packs` like any pack (``STEP_ARGS`` + ``HANDLERS``), and using
+nothing but the :class:`~.context.RunContext` its handlers get:
 
 - ``client.webrtc.*`` send the driver's ``webrtc.*`` commands (docs/driver.md), so
   they work for any client whose driver implements them;
@@ -24,19 +25,22 @@ import asyncio
 import contextlib
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
+from aiortc.mediastreams import MediaStreamError
 from pydantic import Field
 
+from squall.clock import wait_for
 from squall.media.events import MEMBER_EVENTS
 
 from .base import Args, ClientArgs, DurationField, Name, Severity
+from .contract import MEDIA_GRACE, StepFailed
 
 if TYPE_CHECKING:
     from squall.simulator.peer import FakePeer
 
-    from .runner import Run
+    from .context import RunContext
     from .verdicts import StepResult
 
-MEDIA_GRACE = 5.0  # real seconds on top of a media ``within``: process start, aiortc warm-up
+__all__ = ["HANDLERS", "MEDIA_GRACE", "STEP_ARGS", "permanent_id", "states_match"]
 
 
 # --- argument models -------------------------------------------------------------------------
@@ -152,40 +156,33 @@ class ExpectPacketsRising(Args, Severity):
 # --- helpers -----------------------------------------------------------------------------------
 
 
-def _failed(expected: str, observed: str) -> Exception:
-    from .runner import StepFailed
-
-    return StepFailed(expected, observed)
+def _peers(ctx: RunContext) -> dict[str, FakePeer]:
+    return ctx.ext.setdefault("webrtc.peers", {})
 
 
-def _peers(run: Run) -> dict[str, FakePeer]:
-    return run.ext.setdefault("webrtc.peers", {})
+def _names(ctx: RunContext) -> str:
+    return ", ".join([*ctx.clients, *_peers(ctx)]) or "none"
 
 
-def _names(run: Run) -> str:
-    return ", ".join([*run.sc.clients, *_peers(run)]) or "none"
-
-
-def permanent_id(run: Run, name: str) -> str:
+def permanent_id(ctx: RunContext, name: str) -> str:
     """The permanent id a participant has in its room (a fake peer's is its name)."""
-    if name in _peers(run):
+    if name in _peers(ctx):
         return name
-    if name not in run.sc.clients:
-        raise _failed(f"a client or fake peer named {name!r}", f"participants: {_names(run)}")
-    assert run.sim is not None
-    session = run.session_of(name)
+    if name not in ctx.clients:
+        raise StepFailed(f"a client or fake peer named {name!r}", f"participants: {_names(ctx)}")
+    session = ctx.session_of(name)
     sid = session.get("sid") if session else None
-    for room in run.sim.rooms().values():
+    for room in ctx.sim.rooms().values():
         for member in room["members"]:
             if member["sid"] == sid:
                 return str(member["permanent_id"])
-    return run.users[name]  # the server's default permanent id is the user
+    return ctx.users[name]  # the server's default permanent id is the user
 
 
-def _fake_peer(run: Run, name: str) -> FakePeer:
-    peer = _peers(run).get(name)
+def _fake_peer(ctx: RunContext, name: str) -> FakePeer:
+    peer = _peers(ctx).get(name)
     if peer is None:
-        raise _failed(f"a fake peer named {name!r} (peer.join)", f"fake peers: {_names(run)}")
+        raise StepFailed(f"a fake peer named {name!r} (peer.join)", f"fake peers: {_names(ctx)}")
     return peer
 
 
@@ -197,12 +194,12 @@ def _remote(peer: FakePeer, pid: str) -> Any:
 
 
 async def _client_command(
-    run: Run, args: ClientArgs, cmd: str, payload: dict[str, Any], **kw: Any
+    ctx: RunContext, args: ClientArgs, cmd: str, payload: dict[str, Any], **kw: Any
 ) -> dict[str, Any] | None:
-    return await run._command(
+    return await ctx.command(
         args.client,
         cmd,
-        run.templates.render(payload),
+        ctx.render(payload),
         wait=kw.pop("wait", args.wait),
         store=args.as_,
         expect_error=args.expect_error,
@@ -213,39 +210,39 @@ async def _client_command(
 # --- client steps ------------------------------------------------------------------------------
 
 
-async def enable(run: Run, a: Enable, sr: StepResult) -> None:
+async def enable(ctx: RunContext, a: Enable, step: StepResult) -> None:
     payload = {"permanent_id": a.permanent_id} if a.permanent_id else {}
-    await _client_command(run, a, "webrtc.enable", payload)
+    await _client_command(ctx, a, "webrtc.enable", payload)
 
 
-async def add_track(run: Run, a: AddTrack, sr: StepResult) -> None:
+async def add_track(ctx: RunContext, a: AddTrack, step: StepResult) -> None:
     payload = {"kind": a.kind, "id": a.id, "description": a.description}
-    await _client_command(run, a, "webrtc.add_track", payload)
+    await _client_command(ctx, a, "webrtc.add_track", payload)
 
 
-async def remove_track(run: Run, a: TrackRef, sr: StepResult) -> None:
-    await _client_command(run, a, "webrtc.remove_track", {"id": a.id})
+async def remove_track(ctx: RunContext, a: TrackRef, step: StepResult) -> None:
+    await _client_command(ctx, a, "webrtc.remove_track", {"id": a.id})
 
 
-async def request_peer_track(run: Run, a: PeerTrackRef, sr: StepResult) -> None:
-    payload = {"peer": permanent_id(run, a.peer), "id": a.id}
-    await _client_command(run, a, "webrtc.request_peer_track", payload)
+async def request_peer_track(ctx: RunContext, a: PeerTrackRef, step: StepResult) -> None:
+    payload = {"peer": permanent_id(ctx, a.peer), "id": a.id}
+    await _client_command(ctx, a, "webrtc.request_peer_track", payload)
 
 
-async def remove_peer_track(run: Run, a: PeerTrackRef, sr: StepResult) -> None:
-    payload = {"peer": permanent_id(run, a.peer), "id": a.id}
-    await _client_command(run, a, "webrtc.remove_peer_track", payload)
+async def remove_peer_track(ctx: RunContext, a: PeerTrackRef, step: StepResult) -> None:
+    payload = {"peer": permanent_id(ctx, a.peer), "id": a.id}
+    await _client_command(ctx, a, "webrtc.remove_peer_track", payload)
 
 
-async def send_message(run: Run, a: WebRTCMessage, sr: StepResult) -> None:
+async def send_message(ctx: RunContext, a: WebRTCMessage, step: StepResult) -> None:
     payload: dict[str, Any] = {"message": a.message}
     if a.to is not None:
-        payload["to"] = permanent_id(run, a.to)
-    await _client_command(run, a, "webrtc.send_message", payload)
+        payload["to"] = permanent_id(ctx, a.to)
+    await _client_command(ctx, a, "webrtc.send_message", payload)
 
 
-async def status(run: Run, a: ClientArgs, sr: StepResult) -> None:
-    await _client_command(run, a, "webrtc.status", {})
+async def status(ctx: RunContext, a: ClientArgs, step: StepResult) -> None:
+    await _client_command(ctx, a, "webrtc.status", {})
 
 
 # --- fake peers --------------------------------------------------------------------------------
@@ -259,36 +256,35 @@ def _plain(value: Any) -> Any:
     return getattr(value, "kind", repr(value))  # a track: its kind
 
 
-async def peer_join(run: Run, a: FakePeerJoin, sr: StepResult) -> None:
+async def peer_join(ctx: RunContext, a: FakePeerJoin, step: StepResult) -> None:
     from squall.simulator.peer import FakePeer
 
-    if a.name in run.sc.clients or a.name in _peers(run):
-        raise _failed(f"a new participant name, not {a.name!r}", f"taken: {_names(run)}")
-    assert run.sim is not None
+    if a.name in ctx.clients or a.name in _peers(ctx):
+        raise StepFailed(f"a new participant name, not {a.name!r}", f"taken: {_names(ctx)}")
     request = a.request if isinstance(a.request, str) else list(a.request)
-    peer = FakePeer(run.sim, a.name, video=a.video, audio=a.audio, request=request, echo=a.echo)
-    _peers(run)[a.name] = peer
-    run.cleanups.append(peer.close)
+    peer = FakePeer(ctx.sim, a.name, video=a.video, audio=a.audio, request=request, echo=a.echo)
+    _peers(ctx)[a.name] = peer
+    ctx.on_cleanup(peer.close)
     for event in PEER_EVENTS:
 
         def record(*args: Any, event: str = event) -> None:
-            run.record(f"peer:{a.name}", "event", event=event, data=[_plain(x) for x in args])
+            ctx.record(f"peer:{a.name}", "event", event=event, data=[_plain(x) for x in args])
 
         peer.events.on(event, record)
     await peer.connect()
     await peer.join_room(a.room)
 
 
-async def peer_reconnect(run: Run, a: FakePeerRef, sr: StepResult) -> None:
-    peer = _fake_peer(run, a.name)
+async def peer_reconnect(ctx: RunContext, a: FakePeerRef, step: StepResult) -> None:
+    peer = _fake_peer(ctx, a.name)
     old = peer.sid
     new = await peer.reconnect()
-    run.record("runner", "peer_op", op="reconnect", peer=a.name, old_sid=old, sid=new)
+    ctx.record("runner", "peer_op", op="reconnect", peer=a.name, old_sid=old, sid=new)
 
 
-async def peer_leave(run: Run, a: FakePeerRef, sr: StepResult) -> None:
-    await _fake_peer(run, a.name).leave_room()
-    run.record("runner", "peer_op", op="leave", peer=a.name)
+async def peer_leave(ctx: RunContext, a: FakePeerRef, step: StepResult) -> None:
+    await _fake_peer(ctx, a.name).leave_room()
+    ctx.record("runner", "peer_op", op="leave", peer=a.name)
 
 
 # --- expectations ------------------------------------------------------------------------------
@@ -313,41 +309,47 @@ def _media_verdict(a: ExpectMedia, report: dict[str, Any], target: int) -> list[
 async def _fake_peer_report(
     peer: FakePeer, owner: str, track: str, target: int, timeout: float
 ) -> dict[str, Any] | None:
+    """What ``peer`` read of ``owner``'s ``track`` once ``target`` frames are in or
+    ``timeout`` (on its media clock) passes; ``None`` if the track was never identified."""
     from dataclasses import asdict
 
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    if (owner, track) not in peer.probes:
-        with contextlib.suppress(TimeoutError):
+    key = (owner, track)
+
+    async def read() -> None:
+        if key not in peer.probes:
             await peer.events.wait_for(
                 "peer_track_identified",
                 lambda sid, tid, _t: tid == track and peer.member.peer(sid).permanent_id == owner,
-                timeout=max(deadline - loop.time(), 0.001),
+                timeout=timeout,
             )
-        await asyncio.sleep(0)  # the peer's own handler creates the probe
-    probe = peer.probes.get((owner, track))
+            await asyncio.sleep(0)  # the peer's own handler creates the probe
+        probe = peer.probes.get(key)
+        if probe is not None:
+            await probe.frames_at_least(target, timeout=timeout)
+
+    with contextlib.suppress(TimeoutError, MediaStreamError):  # the report says how far it got
+        await wait_for(peer.member.clock, read(), timeout)
+    probe = peer.probes.get(key)
     if probe is None:
         return None
-    with contextlib.suppress(Exception):
-        await probe.frames_at_least(target, timeout=max(deadline - loop.time(), 0.001))
     report = probe.report()
     return {**asdict(report), "in_order_share": report.in_order_share}
 
 
-async def expect_media(run: Run, a: ExpectMedia, sr: StepResult) -> None:
-    owner = permanent_id(run, a.sender)
+async def expect_media(ctx: RunContext, a: ExpectMedia, step: StepResult) -> None:
+    owner = permanent_id(ctx, a.sender)
     key = (a.receiver, owner, a.track)
-    seen: dict[Any, int] = run.ext.setdefault("webrtc.media_seen", {})
+    seen: dict[Any, int] = ctx.ext.setdefault("webrtc.media_seen", {})
     target = a.frames + (seen.get(key, 0) if a.since == "last" else 0)
     what = f"{a.receiver} to read {target} frames of {a.sender}/{a.track}"
-    if a.receiver in _peers(run):
+    if a.receiver in _peers(ctx):
         report = await _fake_peer_report(
-            _fake_peer(run, a.receiver), owner, a.track, target, a.within
+            _fake_peer(ctx, a.receiver), owner, a.track, target, a.within
         )
     else:
-        if a.receiver not in run.sc.clients:
-            raise _failed(f"a receiver named {a.receiver!r}", f"participants: {_names(run)}")
-        reply = await run._command(
+        if a.receiver not in ctx.clients:
+            raise StepFailed(f"a receiver named {a.receiver!r}", f"participants: {_names(ctx)}")
+        reply = await ctx.command(
             a.receiver,
             "webrtc.media_report",
             {"peer": owner, "track": a.track, "frames": target, "timeout": a.within},
@@ -364,14 +366,14 @@ async def expect_media(run: Run, a: ExpectMedia, sr: StepResult) -> None:
             None,
         )
     if report is None:
-        raise _failed(what, f"the track was never identified at {a.receiver}")
-    run.record(
+        raise StepFailed(what, f"the track was never identified at {a.receiver}")
+    ctx.record(
         "runner", "media", receiver=a.receiver, sender=a.sender, track=a.track, report=report
     )
     seen[key] = int(report.get("frames", 0))
     problems = _media_verdict(a, report, target)
     if problems:
-        raise _failed(
+        raise StepFailed(
             what + f", in order >= {a.in_order:g}, black <= {a.black}",
             "; ".join(problems) + f" (report: {_brief(report)})",
         )
@@ -392,22 +394,22 @@ def states_match(history: list[str], want: list[str], exact: bool) -> bool:
     return all(state in it for state in want)
 
 
-async def _histories(run: Run, a: ExpectPeerStates, pid: str) -> dict[str, Any] | None:
-    if a.client in _peers(run):
-        remote = _remote(_fake_peer(run, a.client), pid)
+async def _histories(ctx: RunContext, a: ExpectPeerStates, pid: str) -> dict[str, Any] | None:
+    if a.client in _peers(ctx):
+        remote = _remote(_fake_peer(ctx, a.client), pid)
         if remote is None:
             return None
         log = remote.out_states if a.direction == "outbound" else remote.in_states
         return log.as_dict() if log is not None else None
-    reply = await run._command(a.client, "webrtc.media_report", {}, wait=True)
+    reply = await ctx.command(a.client, "webrtc.media_report", {}, wait=True)
     for peer in ((reply or {}).get("result") or {}).get("peers", []):
         if peer.get("permanent_id") == pid:
             return peer.get(a.direction)
     return None
 
 
-async def expect_peer_states(run: Run, a: ExpectPeerStates, sr: StepResult) -> None:
-    pid = permanent_id(run, a.peer)
+async def expect_peer_states(ctx: RunContext, a: ExpectPeerStates, step: StepResult) -> None:
+    pid = permanent_id(ctx, a.peer)
     wanted = {
         k: v
         for k, v in (
@@ -417,50 +419,51 @@ async def expect_peer_states(run: Run, a: ExpectPeerStates, sr: StepResult) -> N
         )
         if v is not None
     }
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + a.within
-    while True:
-        got = await _histories(run, a, pid)
-        if got is not None and all(
+    got: dict[str, Any] | None = None
+
+    async def held() -> bool:
+        nonlocal got
+        got = await _histories(ctx, a, pid)
+        return got is not None and all(
             states_match(got.get(k) or [], v, a.exact) for k, v in wanted.items()
-        ):
-            return
-        if loop.time() >= deadline:
-            shown = {k: (got or {}).get(k) for k in wanted} if got else "no such connection"
-            raise _failed(
-                f"{a.client}'s {a.direction} connection with {a.peer}: {wanted}"
-                + (" exactly" if a.exact else ""),
-                str(shown),
-            )
-        # aiortc state changes emit no driver event: look again on the next record, or soon
-        run._changed.clear()
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(run._changed.wait(), 0.1)
+        )
+
+    # aiortc state changes emit no driver event: look again on the next record, or soon
+    if not await ctx.until(held, real=a.within, poll=0.1):
+        shown = {k: (got or {}).get(k) for k in wanted} if got else "no such connection"
+        raise StepFailed(
+            f"{a.client}'s {a.direction} connection with {a.peer}: {wanted}"
+            + (" exactly" if a.exact else ""),
+            str(shown),
+        )
 
 
-async def expect_packets_rising(run: Run, a: ExpectPacketsRising, sr: StepResult) -> None:
-    pid = permanent_id(run, a.peer)
+async def expect_packets_rising(ctx: RunContext, a: ExpectPacketsRising, step: StepResult) -> None:
+    pid = permanent_id(ctx, a.peer)
     counter = (
         f"outbound-rtp.{a.kind}.packetsSent"
         if a.direction == "outbound"
         else f"inbound-rtp.{a.kind}.packetsReceived"
     )
-    if a.client in _peers(run):
+    if a.client in _peers(ctx):
         from squall.media.observe import stats_delta, stats_snapshot
 
-        remote = _remote(_fake_peer(run, a.client), pid)
+        peer = _fake_peer(ctx, a.client)
+        remote = _remote(peer, pid)
         pc = (
             None
             if remote is None
             else (remote.outbound if a.direction == "outbound" else remote.inbound)
         )
         if pc is None:
-            raise _failed(f"{a.client} has a {a.direction} connection with {a.peer}", "it has none")
+            raise StepFailed(
+                f"{a.client} has a {a.direction} connection with {a.peer}", "it has none"
+            )
         before = await stats_snapshot(pc)
-        await asyncio.sleep(a.over)  # a measurement window, not a wait for an event
+        await peer.member.clock.sleep(a.over)  # a measurement window, not a wait for an event
         delta = stats_delta(before, await stats_snapshot(pc))
     else:
-        reply = await run._command(
+        reply = await ctx.command(
             a.client,
             "webrtc.stats",
             {"peer": pid, "direction": a.direction, "over": a.over},
@@ -468,9 +471,9 @@ async def expect_packets_rising(run: Run, a: ExpectPacketsRising, sr: StepResult
             real_timeout=a.over + MEDIA_GRACE,
         )
         delta = ((reply or {}).get("result") or {}).get("delta") or {}
-    run.record("runner", "stats", client=a.client, peer=a.peer, over=a.over, delta=delta)
+    ctx.record("runner", "stats", client=a.client, peer=a.peer, over=a.over, delta=delta)
     if delta.get(counter, 0) < a.at_least:
-        raise _failed(
+        raise StepFailed(
             f"{counter} of {a.client} with {a.peer} to rise by >= {a.at_least} over {a.over:g}s",
             f"it rose by {delta.get(counter, 0)} (delta: {delta})",
         )
@@ -510,4 +513,4 @@ HANDLERS: dict[str, Any] = {
     "expect.peer_states": expect_peer_states,
     "expect.packets_rising": expect_packets_rising,
 }
-"""How the runner carries out each step: ``await handler(run, args, step_result)``."""
+"""How the runner carries out each step: ``await handler(ctx, args, step_result)``."""

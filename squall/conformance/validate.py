@@ -2,7 +2,9 @@
 
 Every problem is printed as ``file:line:column: key: what was expected``; the
 exit status is 0 when all files are valid, 2 when any is not (1 is left to
-``squall run`` for a FAILED verdict). ``--schema`` prints the JSON Schema.
+``squall run`` for a FAILED verdict). ``--schema`` prints the JSON Schema. A
+third-party step pack that did not load is printed first, as a warning; a file that
+uses one of its steps is invalid, with a problem naming the pack and its exception.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import json
 import sys
 
 from .loader import load_all
-from .models import scenario_json_schema
+from .models import BROKEN_PACKS, scenario_json_schema
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -26,6 +28,8 @@ def run(args: argparse.Namespace) -> int:
     if args.schema:
         print(json.dumps(scenario_json_schema(), indent=2, sort_keys=True))
         return 0
+    for broken in BROKEN_PACKS:  # its steps are unknown: say so even if no file uses one
+        print(f"warning: {broken}; its steps are unknown", file=sys.stderr)
     loaded, problems = load_all(args.paths)
     for problem in problems:
         print(problem, file=sys.stderr)

@@ -13,7 +13,8 @@ and one of squall's own, for what is not the client's fault:
 
 - ``ERROR``: the run could not judge the client: the scenario is wrong in a way only
   running it shows (a server step naming a session that does not exist), the client's
-  driver did not start, or squall itself broke. :attr:`Failure.blame` says which.
+  driver did not start, squall itself broke, or a third-party step pack did.
+  :attr:`Failure.blame` says which.
 
 A FAILED verdict names the rule the client broke: the scenario's ``spec`` references
 (:attr:`Result.spec`) and, when the broken expectation says which rule it checks
@@ -29,6 +30,8 @@ from enum import StrEnum
 from typing import Any
 
 from squall.secrets import Secrets
+
+__all__ = ["Blame", "Failure", "Result", "StepResult", "StepStatus", "Verdict"]
 
 
 class Verdict(StrEnum):
@@ -52,6 +55,7 @@ class Blame(StrEnum):
     SCENARIO = "scenario"  # the scenario asks for something that cannot be done
     DRIVER = "driver"  # the client's driver did not start: nothing was judged
     SQUALL = "squall"  # a bug in squall itself
+    PACK = "pack"  # a bug in a third-party step pack (squall.steps entry point)
 
     @property
     def who(self) -> str:
@@ -61,6 +65,7 @@ class Blame(StrEnum):
             Blame.SCENARIO: "the scenario",
             Blame.DRIVER: "the client's driver",
             Blame.SQUALL: "squall itself (please report it)",
+            Blame.PACK: "a third-party step pack (report it to its authors)",
         }[self]
 
 

@@ -24,6 +24,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--events", action="store_true", help="print every fault event as a JSON line on stdout"
     )
+    parser.add_argument(
+        "--no-fast-path",
+        action="store_true",
+        help="keep every byte in Python even where no toxic acts (no kernel splice)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -36,6 +41,7 @@ def run(args: argparse.Namespace) -> int:
         seed=args.seed,
         config=args.config,
         on_event=print_event if args.events else None,
+        fast_path=False if args.no_fast_path else None,
     )
 
     async def main() -> None:

@@ -84,10 +84,13 @@ async def resolve_listen(listen: str) -> str:
 class ProxyCollection:
     """The proxies of one server, keyed by name."""
 
-    def __init__(self, clock: Clock, log: EventLog, seed: int) -> None:
+    def __init__(
+        self, clock: Clock, log: EventLog, seed: int, *, fast_path: bool | None = None
+    ) -> None:
         self.clock = clock
         self.log = log
         self.seed = seed
+        self.fast_path = fast_path  # None: splice where it can run (proxy.Proxy)
         self.proxies: dict[str, Proxy] = {}
         # Go's ProxyCollection lock: proxy creation, replacement, update and removal are
         # serialized (each awaits a bind or a close); toxic changes take the proxy's own lock.
@@ -102,6 +105,7 @@ class ProxyCollection:
             log=self.log,
             seed=fields.get("seed"),
             server_seed=self.seed,
+            fast_path=self.fast_path,
         )
 
     def log_api_error(self, method: str, path: str, error: str, trace: str) -> None:

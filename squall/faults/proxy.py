@@ -6,7 +6,15 @@ Theory of operation (Toxiproxy's ``proxy.go`` / ``link.go`` on asyncio):
 - A connection has two :class:`Link` s, ``upstream`` (client -> server) and
   ``downstream`` (server -> client). A link is ``[stage, stage, ...] -> out ->
   writer``; with no stages a chunk is written straight to the destination from
-  ``data_received`` (the fast path the benchmark measures).
+  ``data_received``.
+- The fast path: a link with no stage, nothing queued and nothing in its
+  destination's write buffer hands its direction to a :class:`~.splice.Splicer`
+  (kernel ``splice``, no bytes in Python) and pauses its source transport. Adding a
+  toxic stops the splicer first and feeds the bytes left in its pipe into the new
+  stage, then resumes the transport; removing the last one switches back once the
+  pipeline has drained, so no byte is lost, doubled or reordered either way. EOF
+  goes back to the transport (it reads the EOF itself, as before); errors are
+  handed to the transports as their own read or write errors would have been.
 - EOF on a source runs down the chain; the writer then closes the destination
   entirely (Toxiproxy does not keep half-closed connections).
 - Back-pressure: a source stops reading while its destination's transport is
@@ -26,6 +34,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import os
 import random
 import socket
 import struct
@@ -34,6 +43,8 @@ from typing import TYPE_CHECKING, Any, cast
 from .addresses import AddressError, format_hostport, resolve, split_address
 from .errors import ApiError
 from .events import FaultEvent
+from .splice import PipePool, Splicer
+from .splice import available as splice_available
 from .toxics import Channel, Chunk, Stub, Toxic, passthrough
 
 if TYPE_CHECKING:
@@ -85,7 +96,7 @@ class Stage:
     def __init__(self, link: Link, spec: ToxicSpec, output: Channel, fresh: bool) -> None:
         self.link = link
         self.spec = spec
-        self.input = Channel(link.on_get)
+        self.input = Channel(link.on_get, link.loop)
         self.output = output
         self.fresh = fresh
         self.state = spec.toxic.new_state()
@@ -98,7 +109,7 @@ class Stage:
         if self.spec.toxicity < 1:
             self.link.event("toxicity", toxic=self.spec.name, active=self.active)
         stub = self.stub = Stub(self)
-        self.task = asyncio.get_running_loop().create_task(self._run(stub))
+        self.task = self.link.loop.create_task(self._run(stub))
 
     async def _run(self, stub: Stub) -> None:
         toxic = self.spec.toxic
@@ -140,15 +151,22 @@ class Link:
         self.source = source
         self.dest = dest
         proxy = conn.proxy
-        self.clock: Clock = proxy.clock
+        self.proxy = proxy
+        self.loop = conn.loop
+        self.clock: Clock = proxy.link_clock  # read per chunk: bound to the loop (clock.py)
         self.rng = random.Random(f"{proxy.seed}:{proxy.name}:{conn.id}:{DIRECTIONS[direction]}")
-        self.out = Channel(self.on_get)
+        self.out = Channel(self.on_get, self.loop)
         self.stages: list[Stage] = []
         self.reading_paused = False
         self.writer: asyncio.Task[None] | None = None
         self.eof = False
         self.lock = asyncio.Lock()  # one chain change at a time (update, remove)
         self.closed = False  # the connection is gone: no stage may start again
+        # The fast path (splice): running, allowed, and the state of a switch back to it.
+        self.splicer: Splicer | None = None
+        self.fast_ok = proxy.fast_path
+        self.source_ended = False  # the splicer met EOF: the transport reads it next
+        self.armed: tuple[int, int] | None = None  # dest limits saved while awaiting a drain
 
     def event(self, action: str, **detail: Any) -> None:
         toxic = detail.pop("toxic", None)
@@ -166,7 +184,7 @@ class Link:
         self.stages = stages[::-1]
         for stage in self.stages:
             stage.start()
-        self.writer = asyncio.get_running_loop().create_task(self._write())
+        self.writer = self.loop.create_task(self._write())
 
     @property
     def head(self) -> Channel:
@@ -180,6 +198,8 @@ class Link:
             self.stages[-1].output = stage.input
         self.stages.append(stage)
         stage.start()
+        if self.splicer is not None:
+            self.leave_fast()  # the bytes in the pipe go into the new stage, then the socket's
 
     def _find(self, spec: ToxicSpec) -> int | None:
         for i, stage in enumerate(self.stages):
@@ -199,6 +219,8 @@ class Link:
     async def remove(self, spec: ToxicSpec) -> None:
         async with self.lock:
             await self._remove(spec)
+            if not self.stages:
+                self.maybe_fast()
 
     async def _remove(self, spec: ToxicSpec) -> None:
         i = self._find(spec)
@@ -224,6 +246,8 @@ class Link:
 
     # -- data ---------------------------------------------------------------------------------
     def feed(self, data: bytes) -> None:
+        if self.splicer is not None:  # not expected (its transport is paused): keep order anyway
+            self.leave_fast(resume=False)
         if not self.stages and not self.out.items:
             transport = self.dest.transport
             if transport is not None and not self.dest.lost:
@@ -253,10 +277,29 @@ class Link:
             self.maybe_resume()
 
     def maybe_resume(self) -> None:
-        if self.reading_paused and not self.dest.paused and self.queued() <= MAX_QUEUED // 2:
+        if (
+            self.reading_paused
+            and self.splicer is None
+            and not self.dest.paused
+            and self.queued() <= MAX_QUEUED // 2
+        ):
             self.reading_paused = False
             if self.source.transport is not None and not self.source.lost:
                 self.source.transport.resume_reading()
+
+    def resume_source(self) -> None:
+        """Read the source again, unless the splicer reads it or back-pressure holds it."""
+        source = self.source
+        idle = self.splicer is None and not self.reading_paused
+        if idle and source.transport is not None and not source.lost:
+            source.transport.resume_reading()
+
+    def on_dest_drained(self) -> None:
+        """The destination's write buffer fell to its low-water mark (0 while ``armed``)."""
+        if self.armed is not None:
+            self._disarm()
+            self.maybe_fast()
+        self.maybe_resume()
 
     async def _write(self) -> None:
         dest = self.dest
@@ -270,9 +313,110 @@ class Link:
             dest.transport.write(chunk.data)
             if dest.paused:
                 await dest.wait_drained()
+            if not self.stages and not self.out.items:
+                self.maybe_fast()
+
+    # -- the fast path ------------------------------------------------------------------------
+    def maybe_fast(self) -> None:
+        """Hand this direction to a splicer if nothing is in flight in Python for it.
+
+        Nothing may be queued in the pipeline nor buffered in the destination transport,
+        or the splicer's bytes would overtake them; a non-empty buffer is awaited by
+        setting its limits to 0 (``resume_writing`` then fires when it is empty).
+        """
+        if (
+            self.splicer is not None
+            or not self.fast_ok
+            or self.stages
+            or self.out.items
+            or self.eof
+            or self.closed
+            or self.source_ended
+        ):
+            return
+        src, dst = self.source, self.dest
+        st, dt = src.transport, dst.transport
+        if src.lost or dst.lost or st is None or dt is None or st.is_closing() or dt.is_closing():
+            return
+        if dt.get_write_buffer_size():
+            if self.armed is None:
+                self.armed = dt.get_write_buffer_limits()
+                dt.set_write_buffer_limits(high=0, low=0)
+            return
+        try:
+            src_fd = src.hold_fd()
+        except OSError:  # out of descriptors: this link stays in Python
+            self.fast_ok = False
+            return
+        try:
+            dst_fd = dst.hold_fd()
+        except OSError:
+            src.release_fd()
+            self.fast_ok = False
+            return
+        splicer = Splicer(self, self.loop, self.proxy.pipes, src_fd, dst_fd)
+        try:
+            splicer.start()
+        except (NotImplementedError, OSError, RuntimeError):  # a loop without add_reader
+            src.release_fd()
+            dst.release_fd()
+            self.fast_ok = self.proxy.fast_path = False
+            return
+        self.splicer = splicer
+        self.reading_paused = False  # the splicer reads now; the pipeline's count is empty
+        st.pause_reading()
+
+    def _disarm(self) -> None:
+        armed, self.armed = self.armed, None
+        transport = self.dest.transport
+        if armed is not None and transport is not None and not transport.is_closing():
+            low, high = armed
+            transport.set_write_buffer_limits(high=high, low=low)
+
+    def leave_fast(self, *, resume: bool = True, keep: bool = True) -> None:
+        """Stop splicing: the pipe's bytes enter the pipeline first (``keep``), then, if
+        ``resume``, the source transport reads again (later bytes queue behind them)."""
+        splicer, self.splicer = self.splicer, None
+        if splicer is None:
+            return
+        pending = splicer.stop()
+        self.source.release_fd()
+        self.dest.release_fd()
+        if pending and keep:
+            self.proxy.handed_back += len(pending)
+            self.feed(pending)
+        if resume:
+            self.resume_source()
+
+    # What the splicer reports (splice.SpliceOwner).
+    def spliced(self, n: int) -> None:
+        self.proxy.spliced += n
+
+    def splice_eof(self) -> None:
+        # The transport reads the EOF itself, so EOF takes exactly the path it took before.
+        self.source_ended = True
+        self.leave_fast()
+
+    def splice_source_failed(self, exc: OSError) -> None:
+        # What the transport does with a read error: close at once, connection_lost follows.
+        self.source_ended = True
+        self.leave_fast(resume=False)
+        if self.source.transport is not None:
+            self.source.transport.abort()
+
+    def splice_dest_failed(self, exc: OSError) -> None:
+        # What the transport does with a write error; its unsent bytes are lost as these are.
+        self.leave_fast(keep=False)
+        if self.dest.transport is not None:
+            self.dest.transport.abort()
+
+    def splice_unavailable(self, exc: OSError) -> None:
+        self.fast_ok = False  # out of descriptors or pipe quota: this link stays in Python
+        self.leave_fast()
 
     def cancel(self) -> None:
         self.closed = True
+        self.leave_fast(resume=False, keep=False)
         for stage in self.stages:
             if stage.task is not None:
                 stage.task.cancel()
@@ -294,6 +438,8 @@ class Endpoint(asyncio.Protocol):
         self._early: list[bytes] = []
         self._early_eof = False
         self.on_made: Any = None
+        self._dup: int | None = None  # a duplicate descriptor for the splicers (see splice.py)
+        self._dup_users = 0
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # Not an isinstance check: uvloop's transports do not subclass asyncio.Transport.
@@ -310,6 +456,10 @@ class Endpoint(asyncio.Protocol):
             self.link_in.feed(data)
         else:
             self._early.append(data)
+            if self.transport is not None:
+                # uvloop ignores the pause made in connection_made: make it now, so at most
+                # one read waits here for the upstream dial.
+                self.transport.pause_reading()
 
     def eof_received(self) -> bool:
         if self.link_in is not None:
@@ -320,6 +470,7 @@ class Endpoint(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.lost = True
+        self.stop_splicing()
         if self._drained is not None and not self._drained.done():
             self._drained.set_result(None)
         if self.link_in is not None:
@@ -335,11 +486,12 @@ class Endpoint(asyncio.Protocol):
         if self._drained is not None and not self._drained.done():
             self._drained.set_result(None)
         if self.link_out is not None:
-            self.link_out.maybe_resume()
+            self.link_out.on_dest_drained()
 
     async def wait_drained(self) -> None:
         if self.paused and not self.lost:
-            self._drained = asyncio.get_running_loop().create_future()
+            assert self.conn is not None
+            self._drained = self.conn.loop.create_future()
             await self._drained
 
     def attach(self, conn: Connection, link_in: Link, link_out: Link) -> None:
@@ -350,12 +502,45 @@ class Endpoint(asyncio.Protocol):
         if self._early_eof or self.lost:
             link_in.feed_eof()
 
+    # -- the descriptor the splicers watch ------------------------------------------------------
+    def hold_fd(self) -> int:
+        """A duplicate of the socket's descriptor, shared by this endpoint's splicers.
+
+        The transport keeps the original (a loop refuses readers on a transport's
+        descriptor). The duplicate keeps the socket open, so it is closed before the
+        transport closes (:meth:`stop_splicing`): the FIN or RST then goes out on time.
+        """
+        if self._dup is None:
+            assert self.transport is not None
+            self._dup = os.dup(self.transport.get_extra_info("socket").fileno())
+        self._dup_users += 1
+        return self._dup
+
+    def release_fd(self) -> None:
+        if self._dup_users > 0:
+            self._dup_users -= 1
+        if self._dup_users == 0 and self._dup is not None:
+            fd, self._dup = self._dup, None
+            os.close(fd)
+
+    def stop_splicing(self) -> None:
+        """Stop every splicer using this socket, before its transport closes it."""
+        # Bytes read from this socket still reach the other one, and it is read no more.
+        if self.link_in is not None:
+            self.link_in.leave_fast(resume=False)
+        # Bytes meant for this socket cannot reach it; its source is read on and the bytes
+        # dropped, as the pipeline does (unread bytes would turn the source's close into an RST).
+        if self.link_out is not None:
+            self.link_out.leave_fast(keep=False)
+
 
 class Connection:
     """A client socket, its upstream socket, and the two links between them."""
 
     def __init__(self, proxy: Proxy, conn_id: int, client: Endpoint, upstream: Endpoint) -> None:
         self.proxy = proxy
+        assert proxy.loop is not None  # connections exist only while the listener runs
+        self.loop: asyncio.AbstractEventLoop = proxy.loop
         self.id = conn_id
         self.client = client
         self.upstream = upstream
@@ -375,6 +560,8 @@ class Connection:
         down.start(list(self.proxy.chains[DOWNSTREAM]))
         self.client.attach(self, up, down)
         self.upstream.attach(self, down, up)
+        for link in self.links:
+            link.maybe_fast()
 
     def set_linger0(self) -> None:
         """SO_LINGER 0: closing then sends a TCP RST instead of a FIN."""
@@ -388,12 +575,15 @@ class Connection:
     def close_endpoint(self, ep: Endpoint) -> None:
         if ep.transport is None or ep.lost:
             return
+        ep.stop_splicing()
         if self.linger0:
             ep.transport.abort()
         else:
             ep.transport.close()
 
     def abort(self) -> None:
+        for ep in (self.client, self.upstream):
+            ep.stop_splicing()
         for ep in (self.client, self.upstream):
             if ep.transport is not None:
                 ep.transport.abort()
@@ -420,6 +610,7 @@ class Proxy:
         log: EventLog,
         seed: int | None,
         server_seed: int,
+        fast_path: bool | None = None,
     ) -> None:
         self.name = name
         self.listen = listen
@@ -434,12 +625,19 @@ class Proxy:
         self.server: asyncio.AbstractServer | None = None
         self.accepted = 0
         self.toxics_lock = asyncio.Lock()  # Go's ToxicCollection mutex: one toxic change at a time
+        # The fast path (docs/faults.md "Fast path"): None means wherever it can run.
+        self.fast_path = splice_available() and fast_path is not False
+        self.pipes = PipePool()
+        self.spliced = 0  # bytes the fast path has moved, for tests and the benchmark
+        self.handed_back = 0  # bytes a stopped splicer's pipe gave to the pipeline
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.link_clock: Clock = clock
 
     def emit(self, action: str, **kw: Any) -> None:
         detail = {k: v for k, v in kw.items() if k not in ("connection", "toxic")}
         self.log.emit(
             FaultEvent(
-                time=self.clock.now(),
+                time=self.link_clock.now(),
                 proxy=self.name,
                 action=action,
                 connection=kw.get("connection"),
@@ -475,7 +673,11 @@ class Proxy:
         if self.enabled:
             return
         sock = await _listen(self.listen)
-        loop = asyncio.get_running_loop()
+        loop = self.loop = asyncio.get_running_loop()
+        bind = getattr(self.clock, "bind", None)  # LoopClock.bind; other clocks as they are
+        self.link_clock = bind(loop) if bind is not None else self.clock
+        if self.pipes.closed:
+            self.pipes = PipePool()
         self.server = await loop.create_server(self._endpoint, sock=sock, backlog=4096)
         bound_host, bound_port = sock.getsockname()[:2]
         self.listen = format_hostport(bound_host, bound_port)
@@ -491,6 +693,7 @@ class Proxy:
             self.server = None
         for conn in list(self.connections):
             conn.abort()
+        self.pipes.close()
         self.emit("proxy.stop")
 
     def _endpoint(self) -> Endpoint:
@@ -515,7 +718,8 @@ class Proxy:
                     client.transport.close()
                 self.emit(spec.type, connection=conn_id, toxic=spec.name)
                 return
-        asyncio.get_running_loop().create_task(self._dial(client, conn_id))
+        assert self.loop is not None
+        self.loop.create_task(self._dial(client, conn_id))
 
     async def _dial(self, client: Endpoint, conn_id: int) -> None:
         """Dial the upstream for one accepted client; any failure closes the client at once."""
@@ -524,7 +728,8 @@ class Proxy:
         try:
             host, port = split_address(self.upstream)
             host = host or "127.0.0.1"  # Go dials this machine for an empty host
-            await asyncio.get_running_loop().create_connection(lambda: upstream, host, port)
+            assert self.loop is not None
+            await self.loop.create_connection(lambda: upstream, host, port)
         except (OSError, ValueError) as exc:  # AddressError is a ValueError, with Go's words
             client.transport.close()
             error = f"dial tcp: {exc}" if isinstance(exc, AddressError) else str(exc)
@@ -540,8 +745,8 @@ class Proxy:
         for ep in (client, upstream):
             if ep.lost:
                 conn.endpoint_lost(ep)
-        if not client.lost:
-            client.transport.resume_reading()
+        for link in conn.links:  # the client was paused until now, the upstream maybe too
+            link.resume_source()
 
     # -- toxics on live links -----------------------------------------------------------------
     def links(self, direction: int) -> list[Link]:

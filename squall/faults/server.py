@@ -16,7 +16,7 @@ import asyncio
 import json
 import os
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -39,7 +39,9 @@ class ProxyServer:
     makes a 1000 ms latency take 10 ms). ``on_event`` is called with every
     :class:`FaultEvent`, on the server's loop; :attr:`events` keeps them too.
     ``config`` is a populate list (or a path to one) applied at start, like
-    Toxiproxy's ``-config``.
+    Toxiproxy's ``-config``. ``fast_path=False`` keeps every byte in Python even where
+    no toxic acts (the kernel ``splice`` path is on by default where Linux has it;
+    ``SQUALL_PROXY_FAST_PATH=0`` turns it off too).
     """
 
     def __init__(
@@ -51,13 +53,14 @@ class ProxyServer:
         clock: Clock | None = None,
         on_event: EventSink | None = None,
         config: list[dict[str, Any]] | str | Path | None = None,
+        fast_path: bool | None = None,
     ) -> None:
         self.host = host
         self.port = port
         self.seed = seed if seed is not None else int.from_bytes(os.urandom(4), "big")
         self.clock: Clock = clock or LoopClock()
         self.log = EventLog(on_event)
-        self.collection = ProxyCollection(self.clock, self.log, self.seed)
+        self.collection = ProxyCollection(self.clock, self.log, self.seed, fast_path=fast_path)
         self.config = config
         self._runner: web.AppRunner | None = None
 
@@ -112,10 +115,19 @@ class ProxyServer:
     @classmethod
     @contextmanager
     def in_thread(
-        cls, host: str = "127.0.0.1", port: int = 0, **kwargs: Any
+        cls,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        *,
+        loop_factory: Callable[[], asyncio.AbstractEventLoop] | None = None,
+        **kwargs: Any,
     ) -> Iterator[ThreadedServer]:
-        """Run a server on its own loop in a thread for the ``with`` block."""
-        threaded = ThreadedServer(cls(host, port, **kwargs))
+        """Run a server on its own loop in a thread for the ``with`` block.
+
+        ``loop_factory`` makes that loop (default asyncio's; ``uvloop.new_event_loop`` is
+        what ``squall proxy`` runs on where uvloop is installed).
+        """
+        threaded = ThreadedServer(cls(host, port, **kwargs), loop_factory)
         threaded.start()
         try:
             yield threaded
@@ -126,9 +138,13 @@ class ProxyServer:
 class ThreadedServer:
     """A :class:`ProxyServer` on a private loop in a daemon thread; ``call`` runs coroutines."""
 
-    def __init__(self, server: ProxyServer) -> None:
+    def __init__(
+        self,
+        server: ProxyServer,
+        loop_factory: Callable[[], asyncio.AbstractEventLoop] | None = None,
+    ) -> None:
         self.server = server
-        self.loop = asyncio.new_event_loop()
+        self.loop = (loop_factory or asyncio.new_event_loop)()
         self._thread = threading.Thread(target=self._run, name="squall-fault-proxy", daemon=True)
         self._ready = threading.Event()
         self._error: BaseException | None = None

@@ -56,14 +56,23 @@ class Chunk:
 
 
 class Channel:
-    """Unbounded FIFO between stages; ``get`` is cancel-safe (nothing is popped while waiting)."""
+    """Unbounded FIFO between stages; ``get`` is cancel-safe (nothing is popped while waiting).
 
-    __slots__ = ("_waiter", "items", "on_get")
+    ``loop`` is the loop it runs on, kept because ``asyncio.get_running_loop()`` costs a
+    ``getpid()`` and ``get`` waits once per chunk; without one it is looked up once.
+    """
 
-    def __init__(self, on_get: Callable[[], None] | None = None) -> None:
+    __slots__ = ("_loop", "_waiter", "items", "on_get")
+
+    def __init__(
+        self,
+        on_get: Callable[[], None] | None = None,
+        loop: asyncio.AbstractEventLoop | None = None,
+    ) -> None:
         self.items: collections.deque[Chunk | None] = collections.deque()
         self._waiter: asyncio.Future[None] | None = None
         self.on_get = on_get
+        self._loop = loop
 
     def put(self, item: Chunk | None) -> None:
         self.items.append(item)
@@ -73,7 +82,10 @@ class Channel:
 
     async def get(self) -> Chunk | None:
         while not self.items:
-            self._waiter = asyncio.get_running_loop().create_future()
+            loop = self._loop
+            if loop is None:
+                loop = self._loop = asyncio.get_running_loop()
+            self._waiter = loop.create_future()
             try:
                 await self._waiter
             finally:

@@ -29,15 +29,18 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from typing import Any
-
-from websockets.exceptions import ProtocolError, WebSocketException
-from websockets.frames import Frame, Opcode
-from websockets.streams import StreamReader
+from typing import TYPE_CHECKING, Any
 
 from .errors import BAD_REQUEST_BODY
 from .toxics import Chunk, Stub, Toxic, register
 
+if TYPE_CHECKING:
+    from websockets.frames import Frame
+
+# websockets is imported when a frame toxic first parses (FrameState), not with this module:
+# `squall proxy` then starts without it (about 1 MB of RSS). Opcodes are RFC 6455 §5.2's
+# numbers; websockets' Opcode is an IntEnum, so its members compare and hash equal to them.
+CONT, TEXT, BINARY, CLOSE, PING, PONG = 0x0, 0x1, 0x2, 0x8, 0x9, 0xA
 UPSTREAM = 0
 MAX_HANDSHAKE = 64 * 1024
 MAX_COPIES = 1000  # ws_duplicate: more copies of a frame than this would only flood the peer
@@ -46,17 +49,17 @@ TLS_OPAQUE = (
     "{toxic} cannot see WebSocket frames inside TLS: this connection's bytes pass through "
     "unchanged (point the proxy at a plain ws:// listener to use frame toxics)"
 )
-DATA_OPCODES = {Opcode.TEXT, Opcode.BINARY, Opcode.CONT}
+DATA_OPCODES = {TEXT, BINARY, CONT}
 OPCODE_NAMES = {
-    "text": {Opcode.TEXT},
-    "binary": {Opcode.BINARY},
-    "continuation": {Opcode.CONT},
-    "close": {Opcode.CLOSE},
-    "ping": {Opcode.PING},
-    "pong": {Opcode.PONG},
+    "text": {TEXT},
+    "binary": {BINARY},
+    "continuation": {CONT},
+    "close": {CLOSE},
+    "ping": {PING},
+    "pong": {PONG},
     "data": DATA_OPCODES,
-    "control": {Opcode.CLOSE, Opcode.PING, Opcode.PONG},
-    "any": set(Opcode),
+    "control": {CLOSE, PING, PONG},
+    "any": {CONT, TEXT, BINARY, CLOSE, PING, PONG},
 }
 
 
@@ -73,6 +76,12 @@ class FrameState:
     """Per-link parsing state: handshake bytes, the frame parser, counters, held frames."""
 
     def __init__(self, direction: int) -> None:
+        from websockets.exceptions import ProtocolError, WebSocketException
+        from websockets.frames import Frame
+        from websockets.streams import StreamReader
+
+        self.parse = Frame.parse
+        self.refused = (ProtocolError, WebSocketException, EOFError)  # not a frame: pass through
         self.mask = direction == UPSTREAM
         self.phase = "handshake"  # then "frames", "passthrough" or "tls" (also a passthrough)
         self.tls_reported = False
@@ -124,7 +133,7 @@ class FrameState:
             self.pending += data
         while self.pending:
             if self.parser is None:
-                self.parser = Frame.parse(
+                self.parser = self.parse(
                     self.reader.read_exact, mask=self.mask, extensions=[_ReservedBits()]
                 )
             try:
@@ -135,7 +144,7 @@ class FrameState:
                 out.append((bytes(self.pending[:consumed]), done.value))
                 del self.pending[:consumed]
                 self.parser = None
-            except (ProtocolError, WebSocketException, EOFError):
+            except self.refused:
                 self.phase = "passthrough"
                 out.append((bytes(self.pending), None))
                 self.pending.clear()
@@ -150,7 +159,7 @@ class FrameState:
             if buf:
                 out.append(bytes(buf))
                 buf.clear()
-        self.reader = StreamReader()
+        self.reader = type(self.reader)()
         self.parser = None
         return out
 
@@ -218,7 +227,7 @@ class FrameToxic(Toxic):
                 stub.event("tls.opaque", message=TLS_OPAQUE.format(toxic=self.type))
             stub.held.extend(Chunk(raw, c.ts) for raw, _ in items)
             for raw, frame in items:
-                if frame is not None and frame.opcode == Opcode.CLOSE:
+                if frame is not None and frame.opcode == CLOSE:
                     self.release_all(stub, st, c.ts)
                 if frame is not None and self.selected(st, raw, frame):
                     stub.event(

@@ -24,8 +24,9 @@ too. Nothing else in aioice or aiortc is touched.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from typing import Protocol
 
 import aioice.ice
 from aiortc import RTCConfiguration, RTCIceServer
@@ -44,7 +45,15 @@ LOOPBACK = "127.0.0.1"
 
 _lock = threading.Lock()
 _holders = 0
-_original: Callable[[bool, bool], list[str]] | None = None
+
+
+class _HostAddresses(Protocol):
+    """aioice's gatherer: named parameters, because aioice passes them by keyword."""
+
+    def __call__(self, use_ipv4: bool, use_ipv6: bool) -> list[str]: ...
+
+
+_original: _HostAddresses | None = None
 
 
 def loopback_host_addresses(use_ipv4: bool, use_ipv6: bool) -> list[str]:

@@ -334,15 +334,25 @@ class RoomMember:
             self.events.emit("message", sender, data)
             return
         peer = self.peers.get(sender) or self._known(sender, frame["from_permanent_id"])
+        if kind == "bye":
+            self._end_peer(peer)
+            return
+        if kind not in ("offer", "answer", "candidate"):
+            return
+        if not isinstance(data, dict):
+            # the protocol leaves ``data`` free-form; these three must carry an SDP object
+            log.warning(
+                "%s: %s from %s without an object as data: %r", self.name, kind, sender, data
+            )
+            self.events.emit("webrtc_error", f"{kind} from {sender}: data is not an object")
+            return
         if kind == "offer":
             self._spawn(self._answer_offer(peer, data))
         elif kind == "answer":
             if peer.answer is not None and not peer.answer.done():
                 peer.answer.set_result(data)
-        elif kind == "candidate":
+        else:
             self._spawn(self._add_candidate(peer, data))
-        elif kind == "bye":
-            self._end_peer(peer)
 
     def _on_track_defined(self, frame: Frame) -> None:
         peer = self.peers.get(frame["sid"])

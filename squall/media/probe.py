@@ -12,9 +12,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from dataclasses import dataclass, field
+from typing import Any
 
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from av import AudioFrame, AudioResampler, VideoFrame
+from av.frame import Frame
+from av.packet import Packet
 
 from ..clock import Clock, LoopClock, wait_for
 from .tracks import audio_rms, decode_index, is_black
@@ -106,7 +109,8 @@ class TrackProbe:
                         )
                     )
 
-    def _count(self, frame: VideoFrame | AudioFrame) -> None:
+    def _count(self, frame: Frame | Packet[Any]) -> None:
+        """Tally one item of ``recv()``; only video and audio frames are inspected."""
         t = self._tally
         t.frames += 1
         if isinstance(frame, VideoFrame):

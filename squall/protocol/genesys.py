@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import json
 import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -32,6 +33,8 @@ __all__ = [
     "NS_CXFR",
     "NS_EXTDISCO",
     "NS_FRAMING",
+    "NS_GENESYS",
+    "NS_JINGLE_MESSAGE",
     "NS_JSON",
     "NS_PING",
     "NS_PUBSUB",
@@ -44,8 +47,13 @@ __all__ = [
     "STREAM_CONDITIONS",
     "Element",
     "StreamError",
+    "genesys_webrtc",
+    "jingle_message",
+    "message_error",
     "parse",
+    "parse_rpc",
     "plain_credentials",
+    "propose",
     "split_topics",
     "tag",
 ]
@@ -63,6 +71,8 @@ NS_PUBSUB_EVENT: Final = "http://jabber.org/protocol/pubsub#event"
 NS_JSON: Final = "urn:xmpp:json:0"
 NS_EXTDISCO: Final = "urn:xmpp:extdisco:1"
 NS_CXFR: Final = "urn:xmpp:cxfr"
+NS_JINGLE_MESSAGE: Final = "urn:xmpp:jingle-message:0"
+NS_GENESYS: Final = "genesys"  # <genesys-webrtc xmlns="genesys">JSON-RPC</genesys-webrtc>
 NS_XML: Final = "http://www.w3.org/XML/1998/namespace"
 
 #: RFC 6120 §4.9.3: the conditions a stream error may carry.
@@ -201,7 +211,16 @@ def parse(data: str | bytes, *, max_size: int = 1 << 20) -> Element:
             f"a binary message of {len(data)} bytes: XMPP over WebSocket is text only "
             "(RFC 7395 §3.2)"
         )
-    size = len(data.encode("utf-8", "surrogatepass"))
+    try:
+        encoded = data.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        # not off a socket (websockets decodes UTF-8 strictly), but a str handed in directly
+        raise StreamError(
+            "unsupported-encoding",
+            f"character {exc.start} is a lone surrogate (U+{ord(data[exc.start]):04X}), "
+            "which UTF-8 cannot carry (RFC 6120 §11.6)",
+        ) from None
+    size = len(encoded)
     if size > max_size:
         raise StreamError(
             "policy-violation", f"a stanza of {size} bytes is over this server's {max_size}"
@@ -221,7 +240,7 @@ def parse(data: str | bytes, *, max_size: int = 1 << 20) -> Element:
     p.ProcessingInstructionHandler = _refuse("a processing instruction")
     p.CommentHandler = _refuse("a comment")
     try:
-        p.Parse(data, True)
+        p.Parse(encoded, True)
     except expat.ExpatError as exc:
         message = expat.ErrorString(exc.code) if exc.code else str(exc)
         raise StreamError(
@@ -396,3 +415,100 @@ def split_topics(topic_id: str) -> list[str]:
     if not _TOPIC.match(prefix) or not all(_TOPIC.match(p) for p in postfixes):
         raise ValueError(f"not a combined topic id (prefix?a&b): {topic_id!r}")
     return [f"{prefix}.{p}" for p in postfixes]
+
+
+# --- softphone signalling ----------------------------------------------------------------------
+
+#: jingle-message actions (v19 ``stanza-definitions/webrtc-signaling.js:7-54``): each carries
+#: the session id as its ``id`` attribute
+JINGLE_MESSAGE_ACTIONS: Final = frozenset(["propose", "proceed", "accept", "reject", "retract"])
+#: the ``genesys-webrtc`` methods a client sends (v19 ``types/genesys-cloud-media-session.js``)
+CLIENT_RPC_METHODS: Final = frozenset(
+    ["answer", "iceCandidate", "info", "mute", "unmute", "terminate"]
+)
+
+
+def propose(
+    session_id: str,
+    *,
+    conversation_id: str,
+    frm: str,
+    to: str,
+    sdp_over_xmpp: bool = True,
+    auto_answer: bool = False,
+    persistent_id: str | None = None,
+    user_id: str | None = None,
+) -> str:
+    """An incoming call offered to a client: the attributes the SDK reads (``inin-*``)."""
+    attrs = {
+        "xmlns": NS_JINGLE_MESSAGE,
+        "id": session_id,
+        "inin-cid": conversation_id,
+        "inin-persistent-cid": persistent_id,
+        "inin-sdp-over-xmpp": "true" if sdp_over_xmpp else "false",
+        "inin-autoanswer": "true" if auto_answer else "false",
+        "inin-user-id": user_id,
+    }
+    return tag("message", {"xmlns": NS_CLIENT, "from": frm, "to": to}, tag("propose", attrs))
+
+
+def jingle_message(action: str, session_id: str, *, frm: str, to: str | None) -> str:
+    """``<message><retract id/></message>`` and the other actions without attributes."""
+    if action not in JINGLE_MESSAGE_ACTIONS:
+        raise ValueError(f"not a jingle-message action: {action!r}")
+    body = tag(action, {"xmlns": NS_JINGLE_MESSAGE, "id": session_id})
+    return tag("message", {"xmlns": NS_CLIENT, "from": frm, "to": to}, body)
+
+
+def genesys_webrtc(
+    iq_id: str, method: str, params: Mapping[str, Any], *, frm: str, to: str | None
+) -> str:
+    """A server-to-client ``genesys-webrtc`` request: an iq set carrying JSON-RPC 2.0."""
+    rpc = {"jsonrpc": "2.0", "id": iq_id, "method": method, "params": dict(params)}
+    text = json.dumps(rpc, separators=(",", ":"), ensure_ascii=False)
+    return iq("set", iq_id, tag("genesys-webrtc", {"xmlns": NS_GENESYS}, text=text), to=to, frm=frm)
+
+
+def message_error(
+    msg_id: str | None, condition: str, text: str = "", *, to: str | None, frm: str | None
+) -> str:
+    """A ``<message type="error">`` (RFC 6120 §8.3): the answer to a message we cannot route."""
+    kind = "modify" if condition == "bad-request" else "cancel"
+    parts = [tag(condition, {"xmlns": NS_STANZAS})]
+    if text:
+        parts.append(tag("text", {"xmlns": NS_STANZAS, "xml:lang": "en"}, text=text))
+    attrs = {"xmlns": NS_CLIENT, "type": "error", "id": msg_id, "to": to, "from": frm}
+    return tag("message", attrs, tag("error", {"type": kind}, *parts))
+
+
+def parse_rpc(text: str) -> tuple[str, dict[str, Any]]:
+    """``method, params`` of a client's ``genesys-webrtc`` JSON-RPC 2.0 request, or a
+    ValueError saying what is wrong with it (the iq error's text)."""
+    try:
+        rpc = json.loads(text)
+    except RecursionError:
+        raise ValueError("genesys-webrtc carries JSON-RPC: nested too deep") from None
+    except ValueError as exc:
+        raise ValueError(f"genesys-webrtc carries JSON-RPC: not JSON ({exc})") from None
+    if not isinstance(rpc, dict):
+        raise ValueError(
+            "genesys-webrtc carries a JSON-RPC object, not a JSON " + type(rpc).__name__
+        )
+    if rpc.get("jsonrpc") != "2.0":
+        raise ValueError(f'jsonrpc must be "2.0", got {rpc.get("jsonrpc")!r}')
+    method = rpc.get("method")
+    if not isinstance(method, str) or method not in CLIENT_RPC_METHODS:
+        known = ", ".join(sorted(CLIENT_RPC_METHODS))
+        raise ValueError(f"method {method!r} is not one a client sends (known: {known})")
+    params = rpc.get("params")
+    if not isinstance(params, dict):
+        raise ValueError(f"{method}: params must be an object")
+    session_id = params.get("sessionId")
+    if not isinstance(session_id, str) or not session_id:
+        raise ValueError(f"{method}: params.sessionId must be a non-empty string")
+    for key in ("sdp", "reason", "status", "type"):
+        if key in params and not isinstance(params[key], str):
+            raise ValueError(f"{method}: params.{key} must be a string")
+    if method in ("answer", "iceCandidate") and not isinstance(params.get("sdp"), str):
+        raise ValueError(f"{method}: params.sdp (a string) is missing")
+    return method, params

@@ -29,7 +29,7 @@ import inspect
 import typing
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Annotated, Any, Literal, TypeVar
+from typing import Annotated, Any, Literal, ParamSpec, TypeVar
 
 from pydantic import (
     AfterValidator,
@@ -56,7 +56,8 @@ MAX_DEPTH = 100
 #: at once is no limit at all already.
 MAX_BURST = 1_000_000_000
 
-F = TypeVar("F", bound=Callable[..., Any])
+P = ParamSpec("P")
+R = TypeVar("R")
 
 
 #: The refusal of an operation that names a session (``session``) matching none.
@@ -191,7 +192,7 @@ def _problems(exc: ValidationError, params: Sequence[str]) -> list[str]:
 
 def operation(
     method: Literal["GET", "POST"] = "POST", *, errors: Mapping[int, str] | None = None
-) -> Callable[[F], F]:
+) -> Callable[[Callable[P, R]], Callable[P, R]]:
     """Register a control operation and validate its arguments on every call.
 
     A refused call raises :class:`InvalidArguments` before the operation's body runs.
@@ -199,7 +200,7 @@ def operation(
     when (tests/simulator/test_openapi.py holds them to the body's source).
     """
 
-    def wrap(fn: F) -> F:
+    def wrap(fn: Callable[P, R]) -> Callable[P, R]:
         params = tuple(p for p in inspect.signature(fn).parameters if p != "self")
         OPERATIONS[fn.__name__] = OperationSpec(
             fn.__name__, method, (fn.__doc__ or "").strip(), params, dict(errors or {}), fn
@@ -207,7 +208,7 @@ def operation(
         validated = validate_call(config=ConfigDict(arbitrary_types_allowed=True))(fn)
 
         @functools.wraps(fn)
-        def call(*args: Any, **kwargs: Any) -> Any:
+        def call(*args: P.args, **kwargs: P.kwargs) -> R:
             problems = _check(params, args[1:], kwargs)
             if problems:
                 raise InvalidArguments(fn.__name__, problems)
@@ -218,7 +219,7 @@ def operation(
                     raise  # raised inside the operation, not by its arguments: a bug
                 raise InvalidArguments(fn.__name__, _problems(exc, params)) from None
 
-        return call  # type: ignore[return-value]
+        return call
 
     return wrap
 

@@ -47,11 +47,11 @@ class Walk:
         await ws.send(json.dumps(obj))
 
     async def recv(self, ws: ClientConnection, want: str) -> dict[str, Any]:
-        text = await asyncio.wait_for(ws.recv(), 5)
+        text = await asyncio.wait_for(ws.recv(decode=True), 5)
         if self.verbose:
             print(f"    <<  {text}")
         obj = json.loads(text)
-        if obj.get("type") != want:
+        if not isinstance(obj, dict) or obj.get("type") != want:
             raise StepFailed(f"expected a {want!r} frame, got {text}")
         return obj
 

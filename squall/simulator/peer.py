@@ -228,10 +228,10 @@ class FakePeer:
         self._waiting[key] = fut
         return fut
 
-    def _deliver(self, link: InProcessLink, text: str) -> None:
+    def _deliver(self, link: InProcessLink, data: str | bytes) -> None:
         if link is not self.link:
             return  # a frame for a connection this peer has already abandoned
-        frame = json.loads(text)
+        frame = json.loads(data)
         self.frames.append(frame)
         for key in (frame.get("type"), frame.get("id")):
             fut = self._waiting.pop(key, None) if key is not None else None

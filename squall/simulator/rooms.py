@@ -42,8 +42,8 @@ class Room:
     def find_ghost(
         self, permanent_id: str, prev_sid: str | None, now: float, window: float
     ) -> Ghost | None:
-        for pid, ghost in list(self.ghosts.items()):
-            if now - ghost.left_at > window:
+        for pid, stale in list(self.ghosts.items()):
+            if now - stale.left_at > window:
                 del self.ghosts[pid]
         ghost = self.ghosts.get(permanent_id)
         if ghost is None and prev_sid is not None:

@@ -27,8 +27,6 @@ from __future__ import annotations
 
 import asyncio
 import http
-import logging
-from collections.abc import Callable
 from typing import Annotated, Any
 
 from pydantic import AfterValidator, Field
@@ -37,20 +35,19 @@ from websockets.exceptions import ConnectionClosed
 from websockets.frames import Frame, Opcode
 from websockets.http11 import Request, Response
 from websockets.protocol import Event, State
+from websockets.typing import Subprotocol
 
 from squall.clock import Clock, LoopClock
 
 from .auth import AuthPolicy
-from .control import Control, ControlError, operation
+from .control import NO_SESSION, NOT_CONNECTED, Control, ControlError, operation
 from .core import Config, SimulatorCore
 from .dialects import dialect_class
-from .seam import CloseReason, Dialect, Handshake, Transport
+from .seam import CloseReason, Dialect, Handshake, Transport, Unsupported
 from .tls import TLSOption
 from .tls import resolve as resolve_tls
 from .transcript import Transcript, redact_url
-from .transport_host import SimulatorGate, serve_transport
-
-LOG = logging.getLogger(__name__)
+from .transport_host import CoreFeed, SimulatorGate, serve_transport
 
 
 def close_reason(reason: str, limit: int = 123) -> str:
@@ -164,64 +161,82 @@ class SimulatorConnection(ServerConnection):
     The usual path of a message (the frame queued in websockets' assembler, a task woken to
     ``recv()`` it, then the core) costs more than the core's whole answer to it. An
     unfragmented text frame that arrives while nothing waits in that queue goes straight to
-    ``on_text`` from :meth:`process_event`; everything else (binary frames, fragments,
+    its :attr:`feed` from :meth:`process_event`; everything else (binary frames, fragments,
     invalid UTF-8, which websockets answers with 1007) takes the usual path, and frames
     arriving while the queue is not empty follow it there, so the order always holds.
 
     websockets assembles fragments with no deadline: a peer that sends a first fragment and
     never the last holds its connection (and up to ``max_size`` of buffered data) for ever.
     The first fragment of a message arms a timer, the last one disarms it. When it fires,
-    ``on_stall`` is called (the simulator's handler closes through the core).
+    the feed fails the connection through the core (``CloseReason.POLICY``).
+
+    Its own state lives in one slotted :class:`Watch`: websockets already gives each
+    connection 27 attributes, and a few more would push every connection's ``__dict__`` out
+    of the shared-key layout (1.5 KB each, 150 MB at 100,000 connections: issue 14).
     """
 
-    fragment_timeout: float | None = None
-    on_text: Callable[[str], None] | None = None
-    on_stall: Callable[[float], None] | None = None
-    _stall_timer: asyncio.TimerHandle | None = None
     _closing: asyncio.Task[None] | None = None
 
+    def __init__(self, *args: Any, fragment_timeout: float | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.watch = Watch(fragment_timeout)
+
     def process_event(self, event: Event) -> None:
-        on_text = self.on_text
+        watch = self.watch
+        feed = watch.feed
         if (
-            on_text is not None
-            and event.opcode is Opcode.TEXT  # type: ignore[union-attr]
-            and event.fin  # type: ignore[union-attr]
+            feed is not None
+            and type(event) is Frame
+            and event.opcode is Opcode.TEXT
+            and event.fin
             and not self.recv_messages.frames.queue
         ):
             try:
-                text = event.data.decode()  # type: ignore[union-attr]
+                text = bytes(event.data).decode()  # bytes already: no copy
             except UnicodeDecodeError:
                 pass  # websockets' own path fails the connection with 1007
             else:
-                on_text(text)
+                feed.receive(text)
                 return
         super().process_event(event)
-        if self.fragment_timeout is None or not isinstance(event, Frame):
+        if watch.fragment_timeout is None or not isinstance(event, Frame):
             return
         opcode = event.opcode
         if opcode is Opcode.CONT:
-            if event.fin and self._stall_timer is not None:
-                self._stall_timer.cancel()
-                self._stall_timer = None
+            if event.fin and watch.stall_timer is not None:
+                watch.stall_timer.cancel()
+                watch.stall_timer = None
         elif not event.fin and (opcode is Opcode.TEXT or opcode is Opcode.BINARY):
-            if self._stall_timer is not None:  # cannot happen (RFC 6455 §5.4): be safe anyway
-                self._stall_timer.cancel()
-            self._stall_timer = self.loop.call_later(self.fragment_timeout, self._stalled)
+            if watch.stall_timer is not None:  # cannot happen (RFC 6455 §5.4): be safe anyway
+                watch.stall_timer.cancel()
+            watch.stall_timer = self.loop.call_later(watch.fragment_timeout, self._stalled)
 
     def connection_lost(self, exc: Exception | None) -> None:
-        if self._stall_timer is not None:
-            self._stall_timer.cancel()
-            self._stall_timer = None
+        watch = self.watch
+        if watch.stall_timer is not None:
+            watch.stall_timer.cancel()
+            watch.stall_timer = None
         super().connection_lost(exc)
 
     def _stalled(self) -> None:
-        self._stall_timer = None
-        timeout = self.fragment_timeout or 0.0
-        if self.on_stall is not None:
-            self.on_stall(timeout)
-        else:  # not handed to the simulator's handler yet
-            reason = f"message fragments not completed within {timeout:g}s"
+        watch = self.watch
+        watch.stall_timer = None
+        reason = f"message fragments not completed within {watch.fragment_timeout or 0.0:g}s"
+        if watch.feed is not None:
+            watch.feed.fail(CloseReason.POLICY, reason)
+        else:  # not handed to the simulator's handler yet: no dialect to close as
             self._closing = self.loop.create_task(self.close(CLOSE_POLICY, reason))
+
+
+class Watch:
+    """A :class:`SimulatorConnection`'s own state: where its frames go, and its fragment timer."""
+
+    __slots__ = ("feed", "fragment_timeout", "stall_timer")
+
+    def __init__(self, fragment_timeout: float | None) -> None:
+        self.fragment_timeout = fragment_timeout
+        self.feed: CoreFeed | None = None  # set by the simulator's handler
+        self.stall_timer: asyncio.TimerHandle | None = None
 
 
 class Simulator(Control):
@@ -277,6 +292,8 @@ class Simulator(Control):
         self._refusals: tuple[int, int] = (0, 503)  # handshakes still to refuse, and how
         #: a dialect with its own transport (Socket.IO): one (aiohttp runner, transport) per port
         self._transports: list[tuple[Any, Transport]] = []
+        #: how every connection reaches the core, the WebSocket endpoint's and a transport's
+        self._gate = SimulatorGate(self.core, self.dialect, self._refusal)
 
     def _now(self) -> float:
         return self.clock.now()
@@ -313,7 +330,7 @@ class Simulator(Control):
 
     async def listen(self, port: int = 0) -> str:
         """Open one more WebSocket endpoint on the same core; returns its URL."""
-        own = self.dialect.transport(SimulatorGate(self.core, self.dialect, self._refusal))
+        own = self.dialect.transport(self._gate)
         if own is not None:
             return await self._listen_transport(own, port)
         tls: dict[str, Any] = {}
@@ -325,10 +342,11 @@ class Simulator(Control):
             port,
             process_request=self._process_request,
             max_size=self.core.config.max_message_size,
-            subprotocols=list(self.dialect.subprotocols) or None,
+            subprotocols=[Subprotocol(p) for p in self.dialect.subprotocols] or None,
             ping_interval=None,  # keepalive is the protocol's own ping/pong (§3)
             compression=None,  # frames stay readable to frame-aware faults
             open_timeout=self.open_timeout,
+            # websockets' stubs want a class; a factory is what it calls at run time
             create_connection=self._create_connection,  # type: ignore[arg-type]
             **tls,
         )
@@ -363,6 +381,9 @@ class Simulator(Control):
         self._http = self._dialect_http = None
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
+        closer = getattr(self.dialect, "aclose", None)  # media a dialect runs (genesys calls)
+        if closer is not None:
+            await closer()
 
     async def __aenter__(self) -> Simulator:
         if not self.servers:
@@ -373,9 +394,7 @@ class Simulator(Control):
         await self.stop()
 
     def _create_connection(self, *args: Any, **kwargs: Any) -> SimulatorConnection:
-        ws = SimulatorConnection(*args, **kwargs)
-        ws.fragment_timeout = self.fragment_timeout
-        return ws
+        return SimulatorConnection(*args, fragment_timeout=self.fragment_timeout, **kwargs)
 
     @operation()
     def refuse_connections(
@@ -396,6 +415,62 @@ class Simulator(Control):
         self.core.transcript.record("refused", path=redact_url(path), status=status)
         return status
 
+    # --- softphone calls (the genesys dialect: docs/dialects/genesys.md, "Softphone") ---------
+
+    def _softphone(self) -> tuple[Any, str]:
+        """The dialect, if it places calls, and why not otherwise."""
+        try:
+            self.dialect.require("softphone", "softphone calls")
+        except Unsupported as exc:
+            return None, str(exc)
+        return self.dialect, ""
+
+    @operation(errors={404: NO_SESSION, 409: f"{NOT_CONNECTED}, or its dialect has no softphone"})
+    def place_call(
+        self,
+        session: str,
+        conversation_id: str | None = Field(None, min_length=1, max_length=200),
+        auto_answer: bool = False,
+        trickle: bool = False,
+        tone_hz: float = Field(440.0, ge=50, le=4000),
+    ) -> dict[str, Any]:
+        """Offer a softphone call to a session: an aiortc peer sends a tone, counts what it gets."""
+        phone, why = self._softphone()
+        if phone is None:
+            raise ControlError(why, status=409)
+        target = self._session(session)
+        if target.connection is None:
+            raise ControlError(f"session {target.id} ({target.user}) is not connected", status=409)
+        self._record("place_call", session=target.id, trickle=trickle, auto_answer=auto_answer)
+        view: dict[str, Any] = phone.place_call(
+            target,
+            conversation_id=conversation_id,
+            auto_answer=auto_answer,
+            trickle=trickle,
+            tone_hz=tone_hz,
+        )
+        return view
+
+    @operation(errors={404: "no call has this id", 409: "the dialect has no softphone"})
+    def end_call(self, call: str = Field(min_length=1), reason: str = "success") -> dict[str, Any]:
+        """Retract a call the client has not proceeded with, or terminate it (its media ends)."""
+        phone, why = self._softphone()
+        if phone is None:
+            raise ControlError(why, status=409)
+        self._record("end_call", call=call, reason=reason)
+        try:
+            view: dict[str, Any] = phone.end_call(call, reason)
+        except KeyError:
+            known = ", ".join(c["id"] for c in phone.calls()) or "none"
+            raise ControlError(f"no call {call!r} (calls: {known})", status=404) from None
+        return view
+
+    @operation("GET")
+    def calls(self) -> list[dict[str, Any]]:
+        """Every softphone call: its state, what each side said, and its media counts."""
+        lister = getattr(self.dialect, "calls", None)
+        return list(lister()) if lister is not None else []
+
     def _process_request(self, connection: ServerConnection, request: Request) -> Response | None:
         status = self._refusal(request.path)
         if status is None:
@@ -410,34 +485,19 @@ class Simulator(Control):
         request = ws.request
         handshake = Handshake(
             path=request.path if request else "/",
-            headers=request.headers if request else {},  # type: ignore[arg-type]
+            headers=request.headers if request else {},
             subprotocol=ws.subprotocol,
         )
-        wire, credentials = self.dialect.open(link.id, handshake)
-        conn = core.connect(link, wire, credentials, path=handshake.path)
-
-        def receive(data: str | bytes) -> None:
-            try:
-                core.receive(conn, data)
-            except Exception as exc:  # a bug must cost one session, never the server
-                core.transcript.record("internal_error", conn=conn.sid, error=repr(exc))
-                core.close(
-                    conn, CloseReason.INTERNAL_ERROR, f"internal error: {type(exc).__name__}"
-                )
-                LOG.exception("internal error on %s", conn.sid)
-
+        feed = self._gate.open(link, handshake)
         if isinstance(ws, SimulatorConnection):
-            ws.on_stall = lambda timeout: core.close_with_code(
-                conn, CLOSE_POLICY, f"message fragments not completed within {timeout:g}s"
-            )
-            ws.on_text = receive
+            ws.watch.feed = feed
         try:
             async for data in ws:
-                receive(data)
+                feed.receive(data)
         except ConnectionClosed:
             pass
         finally:
             rcvd = ws.protocol.close_rcvd
             sent = ws.protocol.close_sent
             frame = rcvd or sent
-            core.disconnected(conn, frame.code if frame else 1006, frame.reason if frame else "")
+            feed.closed(frame.code if frame else 1006, frame.reason if frame else "")

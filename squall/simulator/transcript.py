@@ -65,7 +65,7 @@ class Transcript:
         self._cap = sys.maxsize if max_records is None else max_records
         self._slack = 0 if max_records is None else max(1, min(max_records, 4096) // 4)
         self._secrets = secrets
-        self._clean_for = secrets.version if secrets is not None else 0
+        self._clean_for = secrets.retro_version if secrets is not None else 0
 
     @property
     def secrets(self) -> Secrets | None:
@@ -78,16 +78,17 @@ class Transcript:
         self._clean_for = -1  # the rows kept so far are scrubbed with it on the next read
 
     def add_secret(self, value: str | None) -> None:
-        """A credential the server issued (a recovery token): masked when this transcript scrubs."""
+        """A credential the server issues (a recovery token), registered *before* it is handed
+        out or recorded: masked from then on, with no second scrub of what is already kept."""
         if self._secrets is not None:
-            self._secrets.add(value)
+            self._secrets.add(value, retro=False)
 
     def _fresh(self) -> None:
         """Scrub the kept rows again if the registry has learned a secret since they were."""
         secrets = self._secrets
-        if secrets is None or secrets.version == self._clean_for:
+        if secrets is None or secrets.retro_version == self._clean_for:
             return
-        self._clean_for = secrets.version
+        self._clean_for = secrets.retro_version
         rows = self._rows
         for i, row in enumerate(rows):
             if isinstance(row, dict):
@@ -101,13 +102,16 @@ class Transcript:
         return self._base + self._skip
 
     def _trim(self) -> None:
+        limit = self.max_records
+        if limit is None:  # unreachable: an unbounded transcript's _cap is sys.maxsize
+            return
         rows = self._rows
-        self._skip = len(rows) - self.max_records  # type: ignore[operator]
+        self._skip = len(rows) - limit
         if self._skip >= self._slack:
             del rows[: self._skip]
             self._base += self._skip
             self._skip = 0
-        self._cap = self.max_records + self._skip  # type: ignore[operator]
+        self._cap = limit + self._skip
 
     def record(self, kind: str, *, at: float | None = None, **fields: Any) -> dict[str, Any]:
         """Append one record; ``at`` lets a caller stamp a batch with one clock read."""

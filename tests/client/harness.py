@@ -93,7 +93,14 @@ class Harness:
             if self.sessions == 0 or recovered is None or not recovered.get("keep", True):
                 self.sessions += 1
             session = f"s{self.sessions}"
-        self.frame(
+        self.authenticated(session, heartbeat=heartbeat)
+        if recovered is not None:
+            body = {k: v for k, v in recovered.items() if k != "keep"}
+            self.frame(type="recovery", **body)
+
+    def authenticated(self, session: str, *, heartbeat: float = 30.0) -> list[Action]:
+        """Only the `authenticated` frame (after a recovery token, `recovery` is still due)."""
+        return self.frame(
             type="authenticated",
             session=session,
             sid=f"c{self.sids}",
@@ -103,9 +110,6 @@ class Harness:
             recovery_buffer_size=100,
             recovery_window=180.0,
         )
-        if recovered is not None:
-            body = {k: v for k, v in recovered.items() if k != "keep"}
-            self.frame(type="recovery", **body)
 
     def frame(self, **msg: Any) -> list[Action]:
         self.core.receive_frame(self.core.conn, json.dumps(msg), self.now)

@@ -7,7 +7,8 @@ import time
 import pytest
 
 from squall.client import NotConnected, Status
-from squall.client.actions import Close
+from squall.client.actions import CancelTimer, Close, SetTimer
+from squall.client.phases import Drain, Phase
 
 from .harness import Harness
 
@@ -144,3 +145,67 @@ def test_answer_without_a_request_is_refused() -> None:
         h.core.answer_drain("done", h.now)
     with pytest.raises(ValueError, match="'pending' or 'done'"):
         h.core.answer_drain("later", h.now)
+
+
+def test_a_new_reconnect_request_starts_over_whatever_was_answered() -> None:
+    """A second `reconnect_request` is a new request: asked again, with a new answer window,
+    whether the first was unanswered, answered `pending` (its deadline ends) or `done` (the
+    close grace ends)."""
+    h = Harness()
+    h.connect()
+    request(h)
+    h.advance(0.5)
+    request(h)  # unanswered: the window restarts at 0.5 s
+    assert h.core._drain is Drain.ASKED
+    h.advance(0.99)
+    assert h.closes() == []
+    h.advance(0.01)
+    assert h.closes()[-1].reason == "reconnect request not answered in time"
+
+    for answer, ended in (("pending", "drain_deadline"), ("done", "drain_close")):
+        h = Harness()
+        h.connect()
+        request(h)
+        h.core.answer_drain(answer, h.now)
+        h.pump()
+        h.clear()
+        request(h)
+        assert [a for a in h.log if isinstance(a, (SetTimer, CancelTimer))] == [
+            CancelTimer(ended),
+            SetTimer("drain_answer", h.now + 1.0),
+        ]
+        assert h.core._drain is Drain.ASKED
+        assert len(h.events("request_reconnect")) == 1
+        h.advance(1.0)
+        assert h.closes()[-1].reason == "reconnect request not answered in time"
+        assert h.core._drain is Drain.NONE
+        assert h.opens()[-1].conn == 2
+
+
+def test_a_reconnect_request_before_connected_is_timed_too() -> None:
+    """A server that asks before the session is up (opening, authenticating, or awaiting the
+    recovery answer) gets the same window: no answer, and the socket is given up at once."""
+    for phase in (Phase.OPENING, Phase.AUTHENTICATING, Phase.RECOVERING):
+        h = Harness(immediate_first_retry=True)
+        if phase is Phase.RECOVERING:
+            h.connect()
+            h.close(1006)
+            h.core.socket_opened(h.core.conn, h.now)
+            h.authenticated("s1")
+        else:
+            h.core.connect(0)
+            h.pump()
+            if phase is Phase.AUTHENTICATING:
+                h.core.socket_opened(1, 0)
+        assert h.core.phase is phase
+        h.clear()
+        request(h)
+        assert h.events("request_reconnect") == [
+            {"deadline": 600.0, "answer_within": 1.0, "reason": "drain"}
+        ], phase
+        with pytest.raises(NotConnected):  # only a connected client can answer
+            h.core.answer_drain("pending", h.now)
+        h.advance(1.0)
+        assert h.closes()[-1].reason == "reconnect request not answered in time", phase
+        assert h.event_names()[-2:] == ["connect_failed", "reconnecting"], phase
+        assert h.events("reconnecting")[-1]["delay"] == 0.0, phase

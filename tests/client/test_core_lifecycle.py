@@ -11,6 +11,7 @@ from squall.client import (
     AuthFailed,
     ConnectionFailed,
     IllegalTransition,
+    NotConnected,
     Policy,
     Status,
     Verdict,
@@ -18,6 +19,7 @@ from squall.client import (
     classify_close,
 )
 from squall.client.actions import Close, OpenSocket
+from squall.client.phases import Phase
 from squall.client.states import TRANSITIONS, Trigger, diagram, next_status
 
 from .harness import Harness
@@ -135,6 +137,127 @@ def test_disconnect_while_waiting_to_retry_cancels_the_retry() -> None:
     h.pump()
     assert h.timers == {}
     assert h.core.status is Status.CLOSED
+
+
+def test_disconnect_before_authenticated_closes_the_opening_socket() -> None:
+    """disconnect() while the handshake runs, while authenticating, or while the recovery
+    answer is awaited, closes that socket and ends CLOSED once it is gone; nothing reopens."""
+    for opened in (False, True):
+        h = Harness(immediate_first_retry=True)
+        h.core.connect(0)
+        h.pump()
+        if opened:
+            h.core.socket_opened(1, 0)
+        assert h.core.phase is (Phase.AUTHENTICATING if opened else Phase.OPENING)
+        h.core.disconnect(h.now)
+        assert h.pump()[-1] == Close(1, 1000, "client disconnect")
+        assert h.core.status is Status.CLOSING
+        h.core.socket_opened(1, 0)  # a handshake that completes anyway changes nothing
+        h.close(1000)
+        assert h.core.status is Status.CLOSED
+        assert h.events("connected") == []
+        assert h.events("closed") == [{"reason": "", "error": None}]
+        h.advance(3600)
+        assert len(h.opens()) == 1
+
+    h = Harness(immediate_first_retry=True)
+    h.connect()
+    h.close(1006)  # the next socket presents tok-s1: `recovery` follows `authenticated`
+    h.core.socket_opened(2, h.now)
+    h.authenticated("s1")
+    assert h.core.status is Status.RECONNECTING  # not connected before the recovery answer
+    assert h.core.phase is Phase.RECOVERING
+    h.core.disconnect(h.now)
+    assert h.pump()[-1] == Close(2, 1000, "client disconnect")
+    h.close(1000)
+    assert h.core.status is Status.CLOSED
+    assert h.events("recovered") == h.events("recovery_failed") == []
+    h.advance(3600)
+    assert len(h.opens()) == 2
+
+
+def test_a_drop_while_connected_with_reconnect_off_is_final() -> None:
+    """reconnect=False: the first lost connection closes the client, saying why."""
+    h = Harness(reconnect=False)
+    h.connect()
+    h.close(1006, "gone")
+    assert h.core.status is Status.CLOSED
+    assert h.events("status")[-1] == {
+        "status": "closed",
+        "previous": "connected",
+        "trigger": "fatal",
+    }
+    assert h.events("disconnected") == [{"code": 1006, "reason": "gone", "reconnecting": False}]
+    message = "connection lost (1006: gone) and reconnecting is disabled"
+    assert h.events("error") == [{"kind": "gave_up", "message": message}]
+    assert h.events("closed") == [{"reason": message, "error": "ConnectionFailed"}]
+    h.advance(3600)
+    assert len(h.opens()) == 1
+
+
+def test_reconnect_drops_the_socket_and_opens_the_next_at_once() -> None:
+    """reconnect() from every status: connected (says `disconnected`), still connecting, and
+    waiting out a backoff (the retry timer is cancelled); no backoff in any of them."""
+    h = Harness(jitter=0)
+    h.connect()
+    h.clear()
+    h.core.reconnect(h.now)
+    h.pump()
+    assert h.closes() == [Close(1, 1000, "client reconnect")]
+    assert h.core.status is Status.RECONNECTING
+    assert h.event_names() == ["disconnected", "reconnecting"]
+    assert h.events("disconnected") == [
+        {"code": 1000, "reason": "client reconnect", "reconnecting": True}
+    ]
+    assert h.events("reconnecting") == [{"attempt": 1, "delay": 0.0, "url": "ws://b.example/"}]
+    assert h.opens()[-1].conn == 2
+    h.core.reconnect(h.now)  # again, while that socket is still opening
+    h.pump()
+    assert h.closes()[-1] == Close(2, 1000, "client reconnect")
+    assert h.core.status is Status.RECONNECTING
+    assert h.events("reconnecting")[-1] == {"attempt": 2, "delay": 0.0, "url": "ws://a.example/"}
+    h.accept()
+    assert h.core.status is Status.CONNECTED
+
+    h = Harness(jitter=0)
+    h.core.connect(0)
+    h.pump()
+    h.clear()
+    h.core.reconnect(h.now)  # the first connection is still opening
+    h.pump()
+    assert h.closes() == [Close(1, 1000, "client reconnect")]
+    assert h.core.status is Status.CONNECTING
+    assert h.event_names() == ["reconnecting"]
+    assert h.opens()[-1].conn == 2
+
+    h = Harness(jitter=0)
+    h.connect()
+    h.close(1006)
+    assert h.timers["retry"] == 0.5
+    h.clear()
+    h.core.reconnect(h.now)  # waiting out the backoff: there is no socket to close
+    h.pump()
+    assert h.closes() == []
+    assert "retry" not in h.timers
+    assert h.opens()[-1].conn == 2
+    assert h.events("reconnecting") == [{"attempt": 2, "delay": 0.0, "url": "ws://b.example/"}]
+
+
+def test_reconnect_from_idle_or_closed_connects_and_refuses_while_closing() -> None:
+    h = Harness()
+    h.core.reconnect(0)
+    assert isinstance(h.pump()[-1], OpenSocket)
+    assert h.core.status is Status.CONNECTING
+    h.accept()
+    h.core.disconnect(h.now)
+    h.pump()
+    with pytest.raises(NotConnected, match="the client is disconnecting"):
+        h.core.reconnect(h.now)
+    h.close(1000)
+    h.core.reconnect(h.now)
+    h.pump()
+    assert h.core.status is Status.CONNECTING
+    assert len(h.opens()) == 2
 
 
 def test_failover_round_robin_on_every_connect() -> None:

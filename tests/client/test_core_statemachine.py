@@ -8,8 +8,8 @@ from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
-from squall.client import Status
-from squall.client.core import Phase
+from squall.client import NotConnected, Status
+from squall.client.phases import DRAIN_TIMERS, Drain, Phase
 
 from .harness import Harness
 
@@ -67,6 +67,24 @@ class CoreMachine(RuleBasedStateMachine):
             if frame["id"] not in self.h.results and frame["id"] not in self.h.errors:
                 self.h.frame(type="result", id=frame["id"], result=frame["id"])
 
+    @precondition(lambda self: self.h.core.status is not Status.CLOSING)
+    @rule()
+    def reconnect(self) -> None:
+        self.h.core.reconnect(self.h.now)
+        self.h.pump()
+        self.auth_failed = False
+
+    @precondition(lambda self: self.h.core.phase is not Phase.NONE)
+    @rule(answer=st.sampled_from([None, "pending", "done"]))
+    def drain(self, answer: str | None) -> None:
+        self.h.frame(type="reconnect_request", deadline=60.0, answer_within=1.0, reason="drain")
+        if answer is not None:
+            try:
+                self.h.core.answer_drain(answer, self.h.now)
+            except NotConnected:
+                assert not self.h.core.ready
+            self.h.pump()
+
     @rule()
     def disconnect(self) -> None:
         self.h.core.disconnect(self.h.now)
@@ -88,6 +106,23 @@ class CoreMachine(RuleBasedStateMachine):
         if self.auth_failed:
             assert len(self.h.opens()) == self.opens_at_failure
             assert self.h.core.status is Status.CLOSED
+
+    @invariant()
+    def status_and_phase_agree(self) -> None:
+        status, phase = self.h.core.status, self.h.core.phase
+        assert (status is Status.CONNECTED) == (phase is Phase.READY), (status, phase)
+        assert (status is Status.CLOSING) == (phase is Phase.CLOSING), (status, phase)
+        if status in (Status.IDLE, Status.CLOSED):
+            assert phase is Phase.NONE, (status, phase)
+
+    @invariant()
+    def a_drain_runs_its_own_timer_only(self) -> None:
+        drain, phase = self.h.core._drain, self.h.core.phase
+        if phase is Phase.NONE:
+            assert drain is Drain.NONE
+        if phase is not Phase.CLOSING:  # disconnect() cancelled every timer
+            armed = {timer.value for timer in DRAIN_TIMERS.values()} & set(self.h.timers)
+            assert armed == ({DRAIN_TIMERS[drain].value} if drain in DRAIN_TIMERS else set())
 
     @invariant()
     def closed_means_no_timers(self) -> None:

@@ -6,16 +6,16 @@ subclass of :class:`Run` whose server step raises, since a real one cannot be su
 
 from __future__ import annotations
 
-import asyncio
 import json
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from squall.conformance import models
 from squall.conformance.loader import parse
 from squall.conformance.report import failure_text, write_html, write_json
-from squall.conformance.runner import Run, run_sync
+from squall.conformance.runner import run_sync
 from squall.conformance.verdicts import Blame, StepStatus, Verdict
 
 pytestmark = pytest.mark.timeout(120)
@@ -80,22 +80,23 @@ def test_an_unknown_variable_is_the_scenarios_fault() -> None:
     assert result.failure.observed == "unknown variable ${receipt} (known: none)"
 
 
-class BuggyRun(Run):
-    """A run whose server steps hit a bug in squall."""
-
-    def _server_step(self, args: Any) -> None:
-        raise ZeroDivisionError("division by zero")
+async def _buggy_server_step(ctx: Any, args: Any, step: Any) -> None:
+    """A server step that hits a bug in squall."""
+    raise ZeroDivisionError("division by zero")
 
 
-def test_an_exception_in_squall_is_squalls_fault_and_says_where() -> None:
+def test_an_exception_in_squall_is_squalls_fault_and_says_where(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     """ERROR blamed on squall, naming the exception and the line it came from."""
-    result = asyncio.run(BuggyRun(parse(NO_SESSION)).execute())
+    monkeypatch.setitem(models.STEP_HANDLERS, "server.drop", _buggy_server_step)
+    result = run_sync(parse(NO_SESSION))
     assert result.verdict is Verdict.ERROR
     f = result.failure
     assert f is not None and f.blame is Blame.SQUALL
     assert f.observed.startswith("ZeroDivisionError: division by zero at ")
     assert f.observed.endswith(
-        f"{Path(__file__).name}:{BuggyRun._server_step.__code__.co_firstlineno + 1}"
+        f"{Path(__file__).name}:{_buggy_server_step.__code__.co_firstlineno + 2}"
     )
     assert "squall itself (please report it)" in result.headline()
 

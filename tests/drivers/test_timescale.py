@@ -71,7 +71,9 @@ def test_sixty_second_timer_and_three_minute_interval_in_well_under_two_seconds(
     assert out["afterTimer"] >= 60000  # Date.now() saw the 60 s pass
     assert 3 <= out["ticks"] <= 18  # every 10 s for 180 s (fewer when a loaded machine lags)
     assert out["perf"] >= 200000 and out["date"] >= 200000
-    assert abs(out["date"] - out["perf"]) < 1000  # one protocol clock
+    # one protocol clock: the two reads lie a few real ms apart, which a loaded machine
+    # stretches (10 protocol s is 50 real ms at this timescale)
+    assert abs(out["date"] - out["perf"]) < 10_000
     assert out["newDate"] >= out["date"] - 1000
     assert out["isDate"] is True
     assert out["explicit"] == 0 and out["parse"] == 1577836800000  # explicit times kept

@@ -18,7 +18,7 @@ from squall.clock import LoopClock
 from squall.protocol import genesys as x
 from squall.protocol.errors import UnsupportedFrame
 from squall.secrets import Secrets
-from squall.simulator import Simulator
+from squall.simulator import Config, Simulator
 from tests.drivers.helpers import DRIVERS, NodeDriver, npm_ci
 
 from .conftest import DEADLINE, TIMESCALE, wait_for_record
@@ -156,6 +156,8 @@ class Xmpp:
 async def gsim() -> AsyncIterator[Simulator]:
     sim = Simulator(
         clock=LoopClock(timescale=TIMESCALE),
+        # a loaded machine must not meet the auth timeout before the test's own frames
+        config=Config(auth_timeout=600.0),
         dialect="genesys",
         dialect_options={"server_ping_interval": 5.0, "max_stanza_size": 2048},
     )

@@ -31,7 +31,9 @@ BUILTIN: dict[str, str] = {
     "reference": "squall.simulator.dialects.reference:ReferenceDialect",
     "mixer": "squall.simulator.dialects.mixer:MixerDialect",
     "ringcentral": "squall.simulator.dialects.ringcentral:RingCentralDialect",
+    "rtccafe": "squall.simulator.dialects.rtccafe:RTCCafeDialect",
     "genesys": "squall.simulator.dialects.genesys:GenesysDialect",
+    "reliable-signaler": "squall.simulator.dialects.reliable_signaler:ReliableSignalerDialect",
 }
 
 

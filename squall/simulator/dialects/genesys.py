@@ -34,7 +34,7 @@ import secrets
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from aiohttp import web
 
@@ -47,6 +47,10 @@ from ..auth import AuthRejected, Principal
 from ..seam import CloseReason, Closing, Dialect, Frame, Handshake, Inbound, Route, WireSession
 from ..transcript import redact_url
 from . import RFC6455_CLOSE_CODES
+
+if TYPE_CHECKING:
+    from ..core import Session
+    from .genesys_softphone import Softphone
 
 API = "/api/v2"
 CHANNELS = API + "/notifications/channels"
@@ -113,6 +117,14 @@ class Channel:
     topics: dict[str, None] = field(default_factory=dict)  # ordered set
     recovery_token: str | None = None
     session: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CallSignal:
+    """A softphone stanza for one connection (genesys_softphone.py), as a core event: the
+    transcript records it as op ``call_signal``."""
+
+    frame: Frame
 
 
 @dataclass(frozen=True, slots=True)
@@ -231,7 +243,9 @@ class GenesysWire:
         if el.name in ("message", "presence"):
             if self.state != "bound":
                 return Inbound(el.name, (ops.BadInput(f"<{el.name}> before resource binding"),))
-            return Inbound(el.name, ())  # softphone signalling is not served (issue 12 part 2)
+            if el.name == "message" and el.child(ns=x.NS_JINGLE_MESSAGE) is not None:
+                return self._g.softphone.on_message(self, el)
+            return Inbound(el.name, ())  # chat and presence are not served
         return self._fatal(
             "unsupported-stanza-type",
             f"<{el.name}> is not a stanza",
@@ -323,6 +337,8 @@ class GenesysWire:
             if iq_id is not None and iq_id in self.pings:
                 self.pings.discard(iq_id)
                 return Inbound("iq", (ops.Pong(iq_id),))
+            if self._g.has_softphone and self._g.softphone.on_iq_answer(iq_id, kind, el):
+                return Inbound("genesys-webrtc", ())
             return Inbound("iq", ())  # an answer to our cxfr, or to nothing: nothing to do
         if kind not in ("get", "set"):
             return Inbound(
@@ -349,6 +365,11 @@ class GenesysWire:
             )
         if what == (x.NS_PUBSUB, "pubsub"):
             return self._pubsub(el, payload)
+        if what == (x.NS_GENESYS, "genesys-webrtc"):
+            if kind != "set":
+                text = "genesys-webrtc requests are iq type set"
+                return Inbound("iq", (), frames=(self._iq_error(el, "bad-request", text),))
+            return self._g.softphone.on_rpc(self, el, payload)
         if what == (x.NS_EXTDISCO, "services"):
             service = payload.get("type") or ""
             found = self._g.options["ice_services"].get(service, [])
@@ -411,6 +432,11 @@ class GenesysWire:
     def full_jid(self) -> str:
         return f"{self.jid}/{self.resource}" if self.resource else self.jid
 
+    def session_id(self) -> str | None:
+        """The core session this connection belongs to, once authenticated."""
+        conn = self._g.core.connections.get(self.link_id)
+        return conn.session.id if conn is not None and conn.session is not None else None
+
     def encode(self, event: ev.Event) -> Sequence[Frame]:
         match event:
             case ev.Authenticated():
@@ -460,6 +486,8 @@ class GenesysWire:
                 return (Frame("iq", x.iq_error(ref, "bad-request", event.message, kind="modify")),)
             case ev.Delivered():
                 return (self.deliver(event),)
+            case CallSignal():
+                return (event.frame,)
         return ()  # no RPC and no rooms on this wire (capabilities)
 
     def deliver(self, event: ev.Delivered) -> Frame:
@@ -537,7 +565,7 @@ class GenesysDialect(Dialect):
     """
 
     name = "genesys"
-    capabilities = frozenset({"pubsub", "drain", "recovery", "server_ping"})
+    capabilities = frozenset({"pubsub", "drain", "recovery", "server_ping", "softphone"})
     subprotocols = ("xmpp",)
     closes_before_auth = True
     # The client's deferral of a cxfr (v14's requestReconnect pending/done) never crosses
@@ -594,6 +622,37 @@ class GenesysDialect(Dialect):
         self._prune_at = 256
         self._ping_ids = itertools.count(1)
         self._pinging: set[str] = set()
+        self._softphone: Softphone | None = None
+
+    # --- softphone (genesys_softphone.py; aiortc is imported on the first call) -----------------
+
+    @property
+    def softphone(self) -> Softphone:
+        if self._softphone is None:
+            from .genesys_softphone import Softphone
+
+            self._softphone = Softphone(self)
+        return self._softphone
+
+    @property
+    def has_softphone(self) -> bool:
+        return self._softphone is not None
+
+    def place_call(self, session: Session, **options: Any) -> dict[str, Any]:
+        """An incoming call on ``session`` (``Simulator.place_call``)."""
+        return self.softphone.place(session, **options)
+
+    def end_call(self, call: str, reason: str = "success") -> dict[str, Any]:
+        """Retract or terminate a call (KeyError: no such call)."""
+        return self.softphone.end(call, reason)
+
+    def calls(self) -> list[dict[str, Any]]:
+        return self.softphone.views() if self._softphone is not None else []
+
+    async def aclose(self) -> None:
+        """End every call's media (``Simulator.stop`` calls this)."""
+        if self._softphone is not None:
+            await self._softphone.aclose()
 
     # --- names ---------------------------------------------------------------------------------
 
@@ -656,7 +715,8 @@ class GenesysDialect(Dialect):
     def identify(self, token: str | None) -> Principal:
         """Who a token is, by the core's AuthPolicy *without* consuming scripted failures:
         ``fail_next_auth`` is meant for the streaming authentication (SASL), not the prelude."""
-        return self.core.auth._identify(token, None)  # type: ignore[no-any-return]
+        principal: Principal = self.core.auth._identify(token, None)
+        return principal
 
     def check_channel(self, channel: Channel, token: str) -> str | None:
         """Why this token may not authenticate on this channel, or None."""

@@ -77,14 +77,21 @@ def _to_op(msg: Any) -> ops.Operation:
 
 
 def _peer(p: ev.PeerInfo) -> m.Peer:
-    return m.Peer(sid=p.sid, permanent_id=p.permanent_id, tracks=list(p.tracks))  # type: ignore[arg-type]
+    return m.Peer.model_validate(
+        {"sid": p.sid, "permanent_id": p.permanent_id, "tracks": list(p.tracks)}
+    )
 
 
 def _to_message(event: ev.Event) -> m.Message | None:
-    """One core event -> the reference message that shows it (the slow, general path)."""
+    """One core event -> the reference message that shows it (the slow, general path).
+
+    Events carry reasons, kinds and tracks as plain ``str`` and ``dict``; where a message
+    narrows them (a ``Literal``, :class:`~squall.protocol.messages.TrackDefinition`) it is
+    built with ``model_validate``, so pydantic checks them, as it would the keywords.
+    """
     match event:
         case ev.AuthFailed():
-            return m.AuthFailed(reason=event.reason, message=event.message)  # type: ignore[arg-type]
+            return m.AuthFailed.model_validate({"reason": event.reason, "message": event.message})
         case ev.Subscribed():
             return m.Subscribed(id=event.ref, topics=list(event.topics))
         case ev.Unsubscribed():
@@ -112,11 +119,13 @@ def _to_message(event: ev.Event) -> m.Message | None:
         case ev.PeerJoined():
             return m.PeerJoined(room=event.room, peer=_peer(event.peer))
         case ev.PeerLeft():
-            return m.PeerLeft(
-                room=event.room,
-                sid=event.sid,
-                permanent_id=event.permanent_id,
-                reason=event.reason,  # type: ignore[arg-type]
+            return m.PeerLeft.model_validate(
+                {
+                    "room": event.room,
+                    "sid": event.sid,
+                    "permanent_id": event.permanent_id,
+                    "reason": event.reason,
+                }
             )
         case ev.PeerSidReassigned():
             return m.PeerSidReassigned(
@@ -126,16 +135,20 @@ def _to_message(event: ev.Event) -> m.Message | None:
                 new_sid=event.new_sid,
             )
         case ev.Relayed():
-            return m.Signal(
-                room=event.room,
-                sender=event.sender,
-                from_permanent_id=event.from_permanent_id,
-                to=event.to,
-                kind=event.kind,  # type: ignore[arg-type]
-                data=event.data,
+            return m.Signal.model_validate(
+                {
+                    "room": event.room,
+                    "from": event.sender,
+                    "from_permanent_id": event.from_permanent_id,
+                    "to": event.to,
+                    "kind": event.kind,
+                    "data": event.data,
+                }
             )
         case ev.TrackDefined():
-            return m.TrackDefined(room=event.room, sid=event.sid, track=event.track)  # type: ignore[arg-type]
+            return m.TrackDefined.model_validate(
+                {"room": event.room, "sid": event.sid, "track": event.track}
+            )
         case ev.TrackRemoved():
             return m.TrackRemoved(room=event.room, sid=event.sid, track_id=event.track_id)
         case ev.TrackRequested():
@@ -227,12 +240,14 @@ class ReferenceWire:
         frames = [Frame("authenticated", text, _dumps({**fields, "recovery_token": REDACTED}))]
         rec = event.recovery
         if rec is not None:
-            recovery = m.Recovery(
-                recovered=rec.recovered,
-                replayed=rec.replayed,
-                lost=rec.lost,
-                subscriptions=list(rec.subscriptions),
-                reason=rec.reason,  # type: ignore[arg-type]
+            recovery = m.Recovery.model_validate(
+                {
+                    "recovered": rec.recovered,
+                    "replayed": rec.replayed,
+                    "lost": rec.lost,
+                    "subscriptions": list(rec.subscriptions),
+                    "reason": rec.reason,
+                }
             )
             frames.append(Frame("recovery", codec.encode(recovery)))
         return frames

@@ -642,7 +642,8 @@ class RingCentralDialect(Dialect):
     def _principal(self, request: web.Request) -> Principal | web.Response:
         """The bearer's principal, by the core's AuthPolicy (scripted failures apply)."""
         try:
-            return self.core.auth.check(_bearer(request), None)  # type: ignore[no-any-return]
+            principal: Principal = self.core.auth.check(_bearer(request), None)
+            return principal
         except AuthRejected as exc:
             status, code = AUTH_ERRORS.get(exc.reason, (401, "TokenInvalid"))
             message = exc.message
