@@ -310,9 +310,8 @@ class DriverProcess:
             target=self._pump_stderr, daemon=True, name="driver-err"
         )
         self._stderr_thread.start()
-        await asyncio.wait(
-            {self._ready, self.exited}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
-        )
+        either: set[asyncio.Future[Any]] = {self._ready, self.exited}  # two result types
+        await asyncio.wait(either, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
         if self._ready.done():
             self.commands = self._ready.result()
             return self.commands

@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
+from pydantic_core import ErrorDetails
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.composer import Composer
@@ -257,7 +258,7 @@ def _where(loc: Sequence[Any]) -> str:
     return out
 
 
-def _message(err: dict[str, Any], loc: Sequence[Any], value: Any) -> str:
+def _message(err: ErrorDetails, loc: Sequence[Any], value: Any) -> str:
     kind = err["type"]
     if kind == "extra_forbidden":
         allowed = [k for k in expected_keys(loc) if k != "$schema"]

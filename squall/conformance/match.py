@@ -17,11 +17,12 @@ regex, bare or as ``/regex/``, searched in the error's type, its message and
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import Any
 
 _MISSING = object()
 
-_OPS = {
+_OPS: dict[str, Callable[[Any, Any], object]] = {
     "$gt": lambda a, b: _num(a) and a > b,
     "$ge": lambda a, b: _num(a) and a >= b,
     "$lt": lambda a, b: _num(a) and a < b,
@@ -68,7 +69,8 @@ def matches(expected: Any, actual: Any) -> bool:
         verdict = _marker(expected, actual)
         if verdict is not None:
             return verdict
-        return actual == expected
+        equal: bool = actual == expected  # JSON values: their == is a bool
+        return equal
     if isinstance(expected, dict):
         if expected and all(isinstance(k, str) and k in _OPS for k in expected):
             return actual is not _MISSING and all(

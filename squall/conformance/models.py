@@ -194,7 +194,8 @@ class StepBase(Model):
 
     @property
     def args(self) -> Args:
-        return getattr(self, _field(self._name))
+        args: Args = getattr(self, _field(self._name))  # the one field create_model gave it
+        return args
 
 
 def _field(step: str) -> str:
@@ -224,14 +225,19 @@ def _step_tag(value: Any) -> str | None:
     return None
 
 
-Step = Annotated[
-    typing.Union[tuple(Annotated[m, Tag(n)] for n, m in STEP_MODELS.items())],  # type: ignore[misc]  # noqa: UP007
-    Discriminator(
-        _step_tag,
-        custom_error_type="unknown_step",
-        custom_error_message="a step is a one-key mapping whose key is a known step name",
-    ),
-]
+if typing.TYPE_CHECKING:
+    # The union below is built at import from the registered packs, which a type checker
+    # cannot evaluate; every member is a StepBase subclass, so that is what a Step is to it.
+    Step: typing.TypeAlias = StepBase
+else:
+    Step = Annotated[
+        typing.Union[tuple(Annotated[m, Tag(n)] for n, m in STEP_MODELS.items())],  # noqa: UP007
+        Discriminator(
+            _step_tag,
+            custom_error_type="unknown_step",
+            custom_error_message="a step is a one-key mapping whose key is a known step name",
+        ),
+    ]
 
 Scenario.model_rebuild()
 packs.seal()  # the step set is closed: a pack registered from now on would not be in it

@@ -37,7 +37,7 @@ import json
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import pytest
 
@@ -494,7 +494,9 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
         return
     for key, value in report.user_properties:
         if key == RESULT_KEY:
-            _CONTROLLER_RESULTS.append(json.loads(value))
+            # cast: pytest_runtest_makereport above files a json.dumps string under this key
+            # (xdist carries user properties across as they are)
+            _CONTROLLER_RESULTS.append(json.loads(cast("str", value)))
 
 
 _CONTROLLER_RESULTS: list[dict[str, Any]] = []
@@ -542,7 +544,7 @@ def _allure(result: Result, loaded: Loaded) -> None:
     """
     try:
         import allure
-        from allure_commons._allure import plugin_manager
+        from allure_commons import plugin_manager
     except ImportError:
         return
     if not plugin_manager.list_name_plugin():
@@ -567,8 +569,11 @@ def _allure(result: Result, loaded: Loaded) -> None:
         if step.status.value in ("missed", "late") and message:
             allure.attach(message, step.status.value, allure.attachment_type.TEXT)
         # Ended by hand, not by raising: a raise would put this file first in the trace.
-        judged = exc is not None and step.status.value in ("failed", "error")
-        trace = _yaml_trace(str(loaded.path), step.line, step.name, exc) if judged else None
+        trace = (
+            _yaml_trace(str(loaded.path), step.line, step.name, exc)
+            if exc is not None and step.status.value in ("failed", "error")
+            else None
+        )
         context.__exit__(type(exc) if exc else None, exc, trace)
     # JSON lines are not one JSON document: Allure's JSON viewer would reject them, its
     # text viewer shows them; the file keeps its .jsonl name.

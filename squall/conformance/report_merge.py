@@ -51,7 +51,7 @@ def load_index(path: str | Path) -> dict[str, Any]:
 
 def find_transcript(entry: dict[str, Any], index: Path, client: str, scenario: str) -> Path | None:
     """Where a run's transcript is on this machine, or None."""
-    from .report import slug
+    from .report_text import slug
 
     given = entry.get("transcript")
     tail = Path("transcripts") / slug(client) / f"{scenario}.jsonl"
@@ -71,7 +71,8 @@ def merge(
     ``copy_to``: copy every transcript there (``<client>/<scenario>.jsonl``), so that a
     merged HTML report does not depend on the inputs staying where they are.
     """
-    from .report import run_meta, slug
+    from .report import run_meta
+    from .report_text import slug
 
     clients: list[str] = []
     results: dict[str, dict[str, Any]] = {}

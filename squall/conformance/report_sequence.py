@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from collections.abc import Sequence as Records
 from dataclasses import dataclass, field
 from typing import Any
@@ -426,7 +426,11 @@ def _pair(
             return False
         return h.t >= t - SLACK if after else h.t <= t + SLACK
 
-    for same in (lambda h: h.text == text, lambda h: kind is not None and h.kind == kind):
+    rules: tuple[Callable[[_Half], bool], ...] = (
+        lambda h: h.text == text,
+        lambda h: kind is not None and h.kind == kind,
+    )
+    for same in rules:
         for h in halves:
             if ok(h) and same(h):
                 h.used = True

@@ -85,7 +85,9 @@ async def run_many(
 
     ``secrets`` receives every secret each run learns (each run keeps its own as well).
     """
-    sem = asyncio.Semaphore(max(1, jobs))
+    slots = max(1, jobs)
+    sem = asyncio.Semaphore(slots)
+    alone = asyncio.Lock()  # one exclusive run gathers every slot at a time: no deadlock
     # A scenario runs against the clients whose dialect has its behaviour.
     pairs = [
         (c, item)
@@ -95,9 +97,24 @@ async def run_many(
     ]
 
     async def one(client: str, item: Loaded) -> Result:
-        async with sem:
+        # A crowd's thousands of sockets share this loop: beside it, other scenarios' real
+        # timings would be starved, so a scenario with crowd steps runs alone.
+        exclusive = any(step.name.startswith("crowd.") for step in item.scenario.steps)
+        held = 0
+        try:
+            if exclusive:
+                async with alone:
+                    for _ in range(slots):
+                        await sem.acquire()
+                        held += 1
+            else:
+                await sem.acquire()
+                held = 1
             run = Run(item, client=client, timescale=timescale, secrets=secrets)
             result = await run.execute()
+        finally:
+            for _ in range(held):
+                sem.release()
         if on_result is not None:
             on_result(result)
         return result

@@ -244,7 +244,7 @@ class Run:
             argv = command_line(self.client_spec, timescale=self.timescale, seed=self.sc.seed)
             driver = DriverProcess(
                 argv,
-                lambda obj, n=name: self._client_line(n, obj),
+                lambda obj: self._client_line(name, obj),
                 env={"SQUALL_TIMESCALE": repr(self.timescale), "SQUALL_SEED": str(self.sc.seed)},
                 secrets=self.secrets,
             )

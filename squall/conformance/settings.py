@@ -47,7 +47,7 @@ def _settings_model(
             annotation = Annotated[annotation, BeforeValidator(parse_duration)]
         fields[f.name] = (annotation, Field(f.default, **(limits or {}).get(f.name, {})))
     fields.update(extra or {})
-    return create_model(name, __base__=Model, __doc__=doc, **fields)  # type: ignore[call-overload,no-any-return]
+    return create_model(name, __base__=Model, __doc__=doc, **fields)
 
 
 def limits_of(op: str) -> dict[str, dict[str, Any]]:

@@ -167,9 +167,7 @@ def _server_args(op: str) -> type[ServerOp]:
             Field(None, description=f"a scenario client, standing for its {client_for}"),
         )
     doc = OPERATIONS[op].doc
-    model = create_model(  # type: ignore[call-overload]
-        f"Server_{op}", __base__=ServerOp, __doc__=doc, **fields
-    )
+    model = create_model(f"Server_{op}", __base__=ServerOp, __doc__=doc, **fields)
     model._op = op
     model._client_for = client_for
     if client_for:

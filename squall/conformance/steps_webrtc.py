@@ -157,7 +157,8 @@ class ExpectPacketsRising(Args, Severity):
 
 
 def _peers(ctx: RunContext) -> dict[str, FakePeer]:
-    return ctx.ext.setdefault("webrtc.peers", {})
+    peers: dict[str, FakePeer] = ctx.ext.setdefault("webrtc.peers", {})  # only set here
+    return peers
 
 
 def _names(ctx: RunContext) -> str:
@@ -404,7 +405,8 @@ async def _histories(ctx: RunContext, a: ExpectPeerStates, pid: str) -> dict[str
     reply = await ctx.command(a.client, "webrtc.media_report", {}, wait=True)
     for peer in ((reply or {}).get("result") or {}).get("peers", []):
         if peer.get("permanent_id") == pid:
-            return peer.get(a.direction)
+            history: dict[str, Any] | None = peer.get(a.direction)  # the driver reply's shape
+            return history
     return None
 
 

@@ -104,7 +104,7 @@ def format_hostport(host: str, port: int) -> str:
     return f"{host}:{port}"
 
 
-async def resolve(host: str, port: int) -> tuple[int, Any]:
+async def resolve(host: str, port: int) -> tuple[socket.AddressFamily, Any]:
     """``(family, sockaddr)`` of ``host``'s first address (IPv4 first, like Go's
     ``ResolveTCPAddr``), looked up off the event loop."""
     loop = asyncio.get_running_loop()

@@ -96,7 +96,7 @@ class Stage:
     def __init__(self, link: Link, spec: ToxicSpec, output: Channel, fresh: bool) -> None:
         self.link = link
         self.spec = spec
-        self.input = Channel(link.on_get, link.loop)
+        self.input: Channel = Channel(link.on_get, link.loop)
         self.output = output
         self.fresh = fresh
         self.state = spec.toxic.new_state()

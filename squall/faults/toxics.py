@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     import random
 
     from ..clock import Clock
+    from .proxy import Stage  # proxy imports this module: the annotation only
 
 TIMEOUT = object()  # returned by Stub.recv_within when nothing arrived in time
 MAX_WAIT = 1e8  # seconds (three years): any longer wait is as good as forever, and safe for timers
@@ -102,7 +103,7 @@ class Channel:
 class Stub:
     """What a running toxic sees: its input, its output, its state, the link's rng and clock."""
 
-    def __init__(self, stage: Any) -> None:
+    def __init__(self, stage: Stage) -> None:
         self.stage = stage
         self.input: Channel = stage.input
         self.held: collections.deque[Chunk] = collections.deque()
@@ -599,7 +600,8 @@ class _FirstConnections(Toxic):
     def claim(self) -> bool:
         """Count one accepted connection; True if this one must be refused."""
         self.seen += 1
-        return self.seen <= self.attributes["connections"]
+        limit: int = self.attributes["connections"]
+        return self.seen <= limit
 
     async def pipe(self, stub: Stub) -> None:
         await passthrough(stub)

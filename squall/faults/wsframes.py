@@ -29,12 +29,13 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from .errors import BAD_REQUEST_BODY
 from .toxics import Chunk, Stub, Toxic, register
 
 if TYPE_CHECKING:
+    from websockets.extensions.base import Extension
     from websockets.frames import Frame
 
 # websockets is imported when a frame toxic first parses (FrameState), not with this module:
@@ -133,8 +134,12 @@ class FrameState:
             self.pending += data
         while self.pending:
             if self.parser is None:
+                # cast: Frame.parse only calls each extension's ``decode(frame, max_size=)``,
+                # which _ReservedBits has; it cannot subclass Extension without importing
+                # websockets with this module (see the note under the imports).
+                reserved = cast("Extension", _ReservedBits())
                 self.parser = self.parse(
-                    self.reader.read_exact, mask=self.mask, extensions=[_ReservedBits()]
+                    self.reader.read_exact, mask=self.mask, extensions=[reserved]
                 )
             try:
                 next(self.parser)
@@ -199,7 +204,10 @@ class FrameToxic(Toxic):
         if self.pattern is not None:
             if raw[0] & 0x40:  # RSV1: compressed payload
                 return False
-            if not self.pattern.search(frame.data.decode("utf-8", "replace")):
+            # cast: frames here come from Frame.parse over a StreamReader, whose payload is
+            # bytearray (or bytes once unmasked), never the memoryview BytesLike allows.
+            payload = cast("bytes | bytearray", frame.data)
+            if not self.pattern.search(payload.decode("utf-8", "replace")):
                 return False
         st.index += 1
         if st.index < max(1, self.attributes["nth"]):

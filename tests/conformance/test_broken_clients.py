@@ -27,6 +27,9 @@ pytestmark = pytest.mark.timeout(300)
 def test_a_broken_client_fails_exactly_the_scenarios_of_its_rule(flag: str, tag: str) -> None:
     loaded, problems = load_all([SCENARIOS])
     assert not problems
+    # Herd scenarios drive crowds of their own reference cores, not the client under test, and
+    # a crowd on the shared loop would starve the timing of the scenarios running beside it.
+    loaded = [item for item in loaded if "herd" not in item.scenario.tags]
     expected = {item.scenario.id for item in loaded if tag in item.scenario.tags}
     assert expected, f"no scenario is tagged {tag}"
     results = asyncio.run(run_many(loaded, [f"reference {flag}"], jobs=3))

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 from squall.client.errors import NotConnected
 from squall.client.streaming import StreamingClient
@@ -36,7 +36,9 @@ class StreamingSignalling:
             self.on_frame(json.loads(text))
 
     def send(self, frame: Frame) -> None:
-        kind, room = frame.get("type"), frame.get("room")
+        # cast: the room member (squall/media/member.py) sends these frames only while in a
+        # room, and each one carries that room's name
+        kind, room = frame.get("type"), cast("str", frame.get("room"))
         client = self.client
         try:
             if kind == "signal":

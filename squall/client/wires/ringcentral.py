@@ -53,7 +53,7 @@ from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from http import HTTPStatus
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import aiohttp
@@ -315,7 +315,9 @@ class RingCentralClientWire:
                 recovery = m.Recovery(recovered=True, subscriptions=list(self._filters))
             elif state == "Failed":
                 code = details.recovery_error_code
-                reason = "unknown" if code == "WSG-1003" else "expired"
+                reason: Literal["unknown", "expired"] = (
+                    "unknown" if code == "WSG-1003" else "expired"
+                )
                 recovery = m.Recovery(recovered=False, reason=reason)
             else:  # no wsc went out (refused before, or none was issued): nothing resumed
                 recovery = m.Recovery(recovered=False, reason="unknown")

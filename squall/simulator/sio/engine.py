@@ -84,7 +84,7 @@ def _checked_websocket(base: type) -> type:
     traceback at ERROR). The socket is closed 1007 with the reason, as a WebSocket
     endpoint closes a frame it cannot read; python-engineio then ends the session."""
 
-    class CheckedWebSocket(base):  # type: ignore[misc, valid-type]
+    class CheckedWebSocket(base):  # type: ignore[misc]
         async def wait(self) -> str | bytes | None:
             data = await super().wait()
             if isinstance(data, str) and (not data or data[0] not in "0123456"):
