@@ -12,16 +12,20 @@ random text and random bytes.
 
 from __future__ import annotations
 
+import base64
 import functools
 import json
 from typing import Any
+from xml.sax.saxutils import escape, quoteattr
 
 from hypothesis import strategies as st
 
 from squall.protocol import messages as m
 from squall.protocol import ringcentral as rc
 
-DIALECTS = ("reference", "mixer", "ringcentral")
+DIALECTS = ("reference", "mixer", "ringcentral", "genesys", "rtccafe")
+#: the dialects whose packets are JSON text (genesys is XML, rtccafe Socket.IO packets)
+JSON_DIALECTS = ("reference", "mixer", "ringcentral")
 
 
 class Raw:
@@ -366,6 +370,10 @@ def texts(dialect: str) -> st.SearchStrategy[str]:
 
     A text may hold a raw lone surrogate (it is then not UTF-8: on the wire it goes as raw
     bytes in a text frame)."""
+    if dialect == "genesys":
+        return _xml_texts()
+    if dialect == "rtccafe":
+        return _sio_texts()
     packets = PACKETS[dialect]
     structured = st.one_of(packets.map(render), packets.map(lambda p: render(p, ascii_only=False)))
     return st.one_of(
@@ -381,7 +389,16 @@ def texts(dialect: str) -> st.SearchStrategy[str]:
 
 @functools.cache
 def inputs(dialect: str) -> st.SearchStrategy[str | bytes]:
-    """A whole message as a decoder gets it: text (str) or a binary frame (bytes)."""
+    """A whole message as a decoder gets it: text (str) or a binary frame (bytes); for
+    rtccafe also long-polling bodies (Engine.IO v4 and v3)."""
+    if dialect == "rtccafe":
+        return st.one_of(
+            texts(dialect),
+            texts(dialect),
+            st.binary(max_size=40),
+            eio4_bodies(),
+            eio3_bodies().map(lambda body: body[0]),
+        )
     return st.one_of(
         texts(dialect),
         texts(dialect),
@@ -407,3 +424,345 @@ def strict_json(text: str) -> bool:
     except (ValueError, RecursionError):
         return False
     return True
+
+
+# -- Genesys: XMPP over WebSocket (one XML element per message) -----------------------------------
+
+from squall.protocol import genesys as gx  # noqa: E402 (the JSON dialects' section is above)
+
+XMPP_NAMESPACES = [
+    gx.NS_CLIENT,
+    gx.NS_FRAMING,
+    gx.NS_SASL,
+    gx.NS_BIND,
+    gx.NS_PING,
+    gx.NS_PUBSUB,
+    gx.NS_EXTDISCO,
+    gx.NS_GENESYS,
+    gx.NS_JINGLE_MESSAGE,
+    gx.NS_STREAMS,
+    "urn:ietf:params:xml:ns:xmpp-session",
+    "urn:example:unknown",
+    "",
+]
+_NAMES = ["iq", "message", "presence", "open", "close", "auth", "abort", "ping", "bind", "x"]
+_NAMES += ["pubsub", "subscribe", "unsubscribe", "services", "genesys-webrtc", "propose"]
+_NAMES += ["proceed", "accept", "reject", "retract", "resource", "success", "error", "a-b.c_d"]
+xml_names = st.one_of(
+    st.sampled_from(_NAMES), st.from_regex(r"[A-Za-z_][A-Za-z0-9._-]{0,8}", fullmatch=True)
+)
+# attribute values: escaped on the way in, so any text that XML can hold
+xml_text = st.one_of(short_text, st.sampled_from(["probe", "r", "1", "2.0", "PLAIN", "set"]))
+
+
+def _attr(value: str) -> str:
+    return quoteattr(value)
+
+
+@st.composite
+def xml_elements(draw: st.DrawFn, depth: int = 0) -> str:
+    name = draw(xml_names)
+    attrs: dict[str, str] = {}
+    if draw(st.integers(0, 2)):
+        attrs["xmlns"] = draw(st.sampled_from(XMPP_NAMESPACES))
+    for key in draw(
+        st.lists(
+            st.sampled_from(
+                ["type", "id", "to", "from", "node", "jid", "mechanism", "version", "xml:lang"]
+            ),
+            max_size=3,
+            unique=True,
+        )
+    ):
+        attrs[key] = draw(
+            st.one_of(
+                st.sampled_from(
+                    [
+                        "get",
+                        "set",
+                        "result",
+                        "error",
+                        "x",
+                        "1.0",
+                        "2.0",
+                        "PLAIN",
+                        "ANONYMOUS",
+                        "bystander-news",
+                        SERVER_PINGS_NODE,
+                    ]
+                ),
+                xml_text,
+            )
+        )
+    head = name + "".join(f" {k}={_attr(v)}" for k, v in attrs.items())
+    kids = ""
+    if depth < 3:
+        kids = "".join(draw(st.lists(xml_elements(depth + 1), max_size=2)))
+    body = kids + escape(draw(st.one_of(st.just(""), xml_text, _rpc_text, _plain_payload)))
+    return f"<{head}>{body}</{name}>" if body else f"<{head}/>"
+
+
+SERVER_PINGS_NODE = "enable.server.side.pings"
+_rpc_text = st.one_of(
+    st.builds(
+        lambda method, params: render({"jsonrpc": "2.0", "method": method, "params": params}),
+        st.sampled_from(["answer", "iceCandidate", "info", "mute", "terminate", "offer", "x"]),
+        st.one_of(
+            st.fixed_dictionaries(
+                {"sessionId": short_text}, optional={"sdp": values, "status": values}
+            ),
+            values,
+        ),
+    ),
+    st.builds(render, values),
+)
+_plain_payload = st.one_of(
+    st.sampled_from(["\0fuzz@squall.test\0authKey:fuzz", "\0\0", "a\0b", "\0x\0wrong"]),
+    any_text,
+).map(lambda t: base64.b64encode(t.encode("utf-8", "surrogatepass")).decode())
+
+
+def _stanza(name: str, ns: str, inner: str = "", **attrs: str) -> str:
+    head = f'{name} xmlns="{ns}"' + "".join(f" {k}={_attr(v)}" for k, v in attrs.items())
+    return f"<{head}>{inner}</{name}>" if inner else f"<{head}/>"
+
+
+@st.composite
+def xmpp_stanzas(draw: st.DrawFn) -> str:
+    """Stanzas the dialect serves, with wrong values drawn in."""
+    iq_id = draw(st.one_of(st.sampled_from(["s1", "b1", ""]), xml_text))
+    kind = draw(st.sampled_from(["get", "set", "result", "error", "chat", ""]))
+    rpc = escape(draw(_rpc_text))
+    payloads = [
+        _stanza("ping", gx.NS_PING),
+        _stanza("bind", gx.NS_BIND, "<resource>" + escape(draw(xml_text)) + "</resource>"),
+        _stanza("session", "urn:ietf:params:xml:ns:xmpp-session"),
+        _stanza(
+            "pubsub",
+            gx.NS_PUBSUB,
+            _stanza(
+                draw(st.sampled_from(["subscribe", "unsubscribe", "items"])),
+                "",
+                node=draw(
+                    st.one_of(
+                        st.sampled_from(
+                            [
+                                "bystander-news",
+                                SERVER_PINGS_NODE,
+                                "v2.users.u1?presence&x",
+                                "a?",
+                                "",
+                            ]
+                        ),
+                        xml_text,
+                    )
+                ),
+            ),
+        ),
+        _stanza(
+            "services",
+            gx.NS_EXTDISCO,
+            type=draw(st.sampled_from(["turn", "stun", "__class__", ""])),
+        ),
+        _stanza("genesys-webrtc", gx.NS_GENESYS, rpc),
+        _stanza("query", "urn:example:unknown"),
+    ]
+    action = draw(st.sampled_from([*sorted(gx.JINGLE_MESSAGE_ACTIONS), "dance"]))
+    choices = [
+        _stanza(
+            "open",
+            gx.NS_FRAMING,
+            to="squall.test",
+            version=draw(st.sampled_from(["1.0", "2.0", "x"])),
+        ),
+        _stanza("close", gx.NS_FRAMING),
+        _stanza(
+            "auth",
+            gx.NS_SASL,
+            draw(_plain_payload),
+            mechanism=draw(st.sampled_from(["PLAIN", "ANONYMOUS", "X"])),
+        ),
+        _stanza("abort", gx.NS_SASL),
+        _stanza("response", gx.NS_SASL),
+        _stanza(
+            "iq",
+            gx.NS_CLIENT,
+            "".join(draw(st.lists(st.sampled_from(payloads), max_size=2))),
+            type=kind,
+            id=iq_id,
+        ),
+        _stanza("message", gx.NS_CLIENT, _stanza(action, gx.NS_JINGLE_MESSAGE, id=draw(xml_text))),
+        _stanza("presence", gx.NS_CLIENT),
+        f'<stream:error xmlns:stream="{gx.NS_STREAM}"><x xmlns="{gx.NS_STREAMS}"/></stream:error>',
+    ]
+    return draw(st.sampled_from(choices))
+
+
+_LAUGHS = (
+    '<!DOCTYPE lolz [<!ENTITY lol "lol">'
+    + "".join(
+        f'<!ENTITY lol{i} "{("&lol" + (str(i - 1) if i > 1 else "") + ";") * 10}">'
+        for i in range(1, 10)
+    )
+    + ']><message xmlns="jabber:client">&lol9;</message>'
+)
+HOSTILE_XML = [
+    _LAUGHS,
+    '<!DOCTYPE x [<!ENTITY e SYSTEM "file:///etc/passwd">]><iq xmlns="jabber:client">&e;</iq>',
+    '<!DOCTYPE x [<!ENTITY % p SYSTEM "http://127.0.0.1:1/x.dtd"> %p;]><x/>',
+    '<!DOCTYPE x SYSTEM "http://127.0.0.1:1/x.dtd"><x/>',
+    '<iq xmlns="jabber:client">&undefined;</iq>',
+    '<?xml-stylesheet href="x"?><iq xmlns="jabber:client"/>',
+    '<iq xmlns="jabber:client"><!-- c --></iq>',
+    '<iq xmlns="jabber:client"><?pi x?></iq>',
+    '<iq xmlns="jabber:client"><![CDATA[<x/>]]></iq>',
+    '<p:iq xmlns="jabber:client"/>',
+    '<iq xmlns="jabber:client" xmlns:p="urn:x" p:a="1" a="2"/>',
+    '<iq xmlns="jabber:client" a="1" a="2"/>',
+    '<iq xmlns="jabber:client">&#0;&#xD800;</iq>',
+    '<iq xmlns="jabber:client"/><iq xmlns="jabber:client"/>',
+    '<?xml version="1.0" encoding="UTF-16"?><iq xmlns="jabber:client"/>',
+    '<?xml version="1.1"?><iq xmlns="jabber:client"/>',
+    "\ufeff<iq xmlns='jabber:client'/>",
+    '<iq xmlns="jabber:client">\ud800</iq>',  # raw lone surrogate: not UTF-8 on the wire
+    '<iq xmlns="jabber:client">\x01</iq>',
+    "",
+    " ",
+    "<",
+    "<iq",
+]
+
+
+def _deep(depth: int) -> str:
+    return '<x xmlns="jabber:client">' + "<x>" * depth + "</x>" * depth + "</x>"
+
+
+def _wide(count: int) -> str:
+    return '<iq xmlns="jabber:client" ' + " ".join(f'a{i}="{i}"' for i in range(count)) + "/>"
+
+
+def _many(count: int) -> str:
+    return '<iq xmlns="jabber:client">' + "<x/>" * count + "</iq>"
+
+
+xml_hostile = st.one_of(
+    st.sampled_from(HOSTILE_XML),
+    st.builds(_deep, st.one_of(st.integers(1, 40), st.integers(40, 5000))),
+    st.builds(_wide, st.one_of(st.integers(1, 50), st.integers(50, 6000))),
+    st.builds(_many, st.one_of(st.integers(1, 50), st.integers(4000, 5000))),
+)
+
+
+# -- RTCCafe: Socket.IO v5 packets, Engine.IO v4 and v3 polling bodies ---------------------------
+
+SIO_EVENTS = ["join", "acquire-peers-response", "offer", "answer", "candidate", "request-sid"]
+SIO_EVENTS += ["dance", "", "error", "sid"]
+sio_namespaces = st.sampled_from(["/rtc-cafe", "/rtc-cafe", "/", "/x", "/rtc-cafe?q=1", ""])
+
+
+@st.composite
+def sio_packets(draw: st.DrawFn) -> str:
+    kind = draw(
+        st.one_of(st.integers(0, 6), st.integers(0, 6), st.sampled_from(["7", "x", "²", "٣"]))
+    )
+    attachments = (
+        draw(st.sampled_from(["", "", "1-", "2-", "0-", "99999999999-"])) if kind in (5, 6) else ""
+    )
+    ns = draw(sio_namespaces)
+    ack = draw(st.sampled_from(["", "", "1", "0", "9" * 30, "1" * 120]))
+    name = draw(st.one_of(st.sampled_from(SIO_EVENTS), short_text))
+    body: dict[str, Any] = {}
+    for key in draw(
+        st.lists(
+            st.sampled_from(["room", "recipient", "id", "prevSid", "sdp", "sid", "token"]),
+            max_size=4,
+            unique=True,
+        )
+    ):
+        body[key] = draw(st.one_of(st.sampled_from(["r", "c1", "c2", "lobby"]), values))
+    placeholder = {"_placeholder": True, "num": draw(st.one_of(st.integers(-1, 3), values))}
+    data = draw(
+        st.one_of(
+            st.just([name, body]),
+            st.just([name, body]),
+            st.just([name, placeholder]),
+            st.just([placeholder, body]),
+            st.just(body),
+            st.lists(values, max_size=3),
+            values,
+            st.none(),
+        )
+    )
+    payload = "" if data is None else render(data, ascii_only=draw(st.booleans()))
+    prefix = f"{ns}," if ns and ns != "/" else ""
+    return f"{kind}{attachments}{prefix}{ack}{payload}"
+
+
+@functools.cache
+def eio4_bodies() -> st.SearchStrategy[bytes]:
+    """Engine.IO v4 long-polling bodies: ``\\x1e``-separated packets, some malformed."""
+    packet = st.one_of(
+        texts("rtccafe").map(lambda t: "4" + t),
+        st.sampled_from(
+            ["", "0", "1", "2", "3", "3probe", "5", "6", "b", "b!!", "bAAA=", "4", "x"]
+        ),
+        texts("rtccafe"),
+    )
+    body = st.lists(packet, min_size=1, max_size=3).map(lambda ps: utf8("\x1e".join(ps)))
+    return st.one_of(body, body, st.binary(max_size=40))
+
+
+@functools.cache
+def _xml_texts() -> st.SearchStrategy[str]:
+    structured = st.one_of(xmpp_stanzas(), xml_elements())
+    return st.one_of(
+        structured,
+        structured,
+        structured,
+        xml_hostile,
+        st.one_of(structured, xml_hostile).flatmap(_mutated),
+        any_text,
+    )
+
+
+@functools.cache
+def _sio_texts() -> st.SearchStrategy[str]:
+    packets = sio_packets()
+    return st.one_of(
+        packets,
+        packets,
+        packets,
+        packets.flatmap(_mutated),
+        any_text,
+        st.sampled_from(["", "0", "2", "2[]", '2["x"', "4{}", "51-", "٣[]", "²"]),
+    )
+
+
+def _v3_record(packet: str, lie: int) -> str:
+    units = len(packet) + sum(1 for ch in packet if ord(ch) > 0xFFFF)
+    return f"{max(units + lie, 0)}:{packet}"
+
+
+@functools.cache
+def eio3_bodies() -> st.SearchStrategy[tuple[bytes, str]]:
+    """Engine.IO v3 long-polling bodies (``<length>:<packet>`` records, or XHR2 binary ones)
+    and their content type."""
+    packet = st.one_of(
+        texts("rtccafe").map(lambda t: "4" + t),
+        st.sampled_from(
+            ["0", "1", "2", "2probe", "3", "5", "6", "b", "b4", "b4AAA=", "b4!!", "b9AA", "x"]
+        ),
+    )
+    lie = st.one_of(st.just(0), st.just(0), st.integers(-3, 3), st.just(10**9))
+    record = st.builds(_v3_record, packet, lie)
+    text = st.lists(record, min_size=1, max_size=3).map(lambda rs: utf8("".join(rs)))
+    xhr2 = st.binary(max_size=40)
+    return st.one_of(
+        st.tuples(text, st.just("text/plain;charset=UTF-8")),
+        st.tuples(text, st.just("text/plain;charset=UTF-8")),
+        st.tuples(st.one_of(xhr2, text), st.just("application/octet-stream")),
+        st.tuples(
+            st.sampled_from([b"\xff", "²:4".encode(), b"1" * 5000 + b":4", b"1:b"]),
+            st.just("text/plain"),
+        ),
+    )

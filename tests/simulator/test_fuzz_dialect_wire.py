@@ -42,6 +42,7 @@ detached sessions of the round expire and memory stays flat::
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import itertools
 import json
@@ -63,12 +64,23 @@ from websockets.frames import Frame, Opcode
 
 from squall.clock import ManualClock
 from squall.protocol import codec, mixer
+from squall.protocol import genesys as gx
 from squall.protocol import ringcentral as rc
 from squall.protocol.errors import ProtocolError
 from squall.simulator import Simulator
 from squall.simulator.core import Config
+from squall.simulator.sio import wire as wire_sio
 
-from ..protocol.dialect_frames import DIALECTS, strict_json, texts, utf8
+from ..protocol.dialect_frames import (
+    eio3_bodies,
+    eio4_bodies,
+    strict_json,
+    texts,
+    utf8,
+)
+
+#: the dialects on the Simulator's own WebSocket endpoint (rtccafe is Engine.IO: see below)
+WS_DIALECTS = ("reference", "mixer", "ringcentral", "genesys")
 
 LONG = os.environ.get("SQUALL_FUZZ_LONG", "") not in ("", "0")
 CI_EXAMPLES = 60
@@ -120,9 +132,11 @@ def messages(draw: st.DrawFn, dialect: str) -> tuple[list[Send], str | None, boo
     if choice <= 23:
         text = draw(texts(dialect))
         data = utf8(text)
+        if len(data) > MAX_SIZE:  # websockets refuses it before any codec reads it
+            return [Send(Opcode.TEXT, data)], "too_big", False
         if not _is_utf8(data):
             return [Send(Opcode.TEXT, data)], "not_utf8", False
-        return [Send(Opcode.TEXT, data)], None if strict_json(text) else "not_json", False
+        return [Send(Opcode.TEXT, data)], None if _readable(dialect, text) else "not_json", False
     if choice <= 27:
         data = draw(st.one_of(st.binary(max_size=64), texts(dialect).map(utf8)))
         return [Send(Opcode.BINARY, data)], "binary", False
@@ -138,16 +152,30 @@ def messages(draw: st.DrawFn, dialect: str) -> tuple[list[Send], str | None, boo
             sends[-1] = Send(last.opcode, last.data, fin=True)
         if draw(st.booleans()):  # a control frame between fragments (or after the message)
             sends.insert(draw(st.integers(1, len(sends))), Send(Opcode.PING, b"between"))
+        if len(data) > MAX_SIZE:
+            return sends, "too_big", unfinished
         if unfinished:
             return sends, "unfinished", True
         if opcode is Opcode.BINARY:
             return sends, "binary", False
         if not _is_utf8(data):
             return sends, "not_utf8", False
-        return sends, None if strict_json(data.decode()) else "not_json", False
+        return sends, None if _readable(dialect, data.decode()) else "not_json", False
     if choice <= 37:
         return [Send(Opcode.CONT, draw(st.binary(max_size=16)))], "stray_continuation", False
     return [Send(Opcode.TEXT, b'"' + b"x" * MAX_SIZE + b'"')], "too_big", False
+
+
+def _readable(dialect: str, text: str) -> bool:
+    """JSON for the JSON dialects; one element that parses, for genesys ("not_json" is then
+    the class of a message the codec refuses: its stream error and close)."""
+    if dialect != "genesys":
+        return strict_json(text)
+    try:
+        gx.parse(text, max_size=MAX_SIZE)
+    except ProtocolError:
+        return False
+    return True
 
 
 def _is_utf8(data: bytes) -> bool:
@@ -221,6 +249,10 @@ class Wire:
     def check_refused_frame(self, out: Outcome, code: int, where: str) -> None:
         """A frame the dialect refuses with a close of its own (binary: 1003)."""
         assert out.rcvd is not None and out.rcvd.code == code, where
+
+    def ends_normally(self, case: Case) -> bool:
+        """True if the case may end in a 1000 close (a client's own end of stream)."""
+        return False
 
 
 async def _recv_json(ws: ClientConnection) -> Any:
@@ -362,10 +394,109 @@ class RingCentralWire(Wire):
         super().check_refused_frame(out, code, where)
 
 
+class GenesysWire(Wire):
+    """XMPP over WebSocket on a notification channel (each message one element)."""
+
+    name = "genesys"
+    channels: dict[str, str]
+    OPEN = f'<open xmlns="{gx.NS_FRAMING}" to="squall.test" version="1.0"/>'
+    #: the conditions a refused message may earn (docs/dialects/genesys.md, "Bad input")
+    REFUSALS = {"not-well-formed", "restricted-xml", "policy-violation", "unsupported-encoding"}
+
+    async def setup(self) -> None:
+        self.channels = {}
+        async with aiohttp.ClientSession() as http:
+            for user in ("fuzz", "bystander"):
+                headers = {"Authorization": f"Bearer {user}"}
+                url = f"{self.sim.http_url}/api/v2/notifications/channels"
+                async with http.post(url, headers=headers) as resp:
+                    body = await resp.json()
+                    assert resp.status == 200, body
+                self.channels[user] = body["id"]
+
+    async def _expect(self, ws: ClientConnection, name: str) -> gx.Element:
+        el = gx.parse(await asyncio.wait_for(ws.recv(), DEADLINE))
+        assert el.name == name, f"expected <{name}>, got {el}"
+        return el
+
+    async def open(self, user: str, *, authenticate: bool) -> ClientConnection:
+        url = f"{self.sim.url}stream/channels/{self.channels[user]}"
+        ws = await connect(
+            url,
+            compression=None,
+            proxy=None,
+            max_size=None,
+            ping_interval=None,
+            subprotocols=["xmpp"],  # type: ignore[list-item]
+        )
+        await ws.send(self.OPEN)
+        await self._expect(ws, "open")
+        await self._expect(ws, "features")
+        if not authenticate:
+            return ws
+        plain = base64.b64encode(f"\0{user}@squall.test\0authKey:{user}".encode()).decode()
+        await ws.send(f'<auth xmlns="{gx.NS_SASL}" mechanism="PLAIN">{plain}</auth>')
+        await self._expect(ws, "success")
+        await ws.send(self.OPEN)
+        await self._expect(ws, "open")
+        await self._expect(ws, "features")
+        await ws.send(
+            f'<iq xmlns="jabber:client" type="set" id="bind"><bind xmlns="{gx.NS_BIND}"/></iq>'
+        )
+        assert (await self._expect(ws, "iq")).get("type") == "result"
+        return ws
+
+    def probe(self, n: int) -> str:
+        ping = f'<ping xmlns="{gx.NS_PING}"/>'
+        return f'<iq xmlns="jabber:client" type="get" id="probe-{n}">{ping}</iq>'
+
+    def answers_probe(self, frame: Any, n: int) -> bool:
+        return bool(
+            frame.name == "iq" and frame.get("id") == f"probe-{n}" and frame.get("type") == "result"
+        )
+
+    def decode(self, text: str) -> Any:
+        return gx.parse(text)
+
+    async def subscribe(self, ws: ClientConnection) -> None:
+        sub = f'<subscribe node="{TOPIC}" jid="bystander@squall.test"/>'
+        await ws.send(
+            f'<iq xmlns="jabber:client" type="set" id="sub-1">'
+            f'<pubsub xmlns="{gx.NS_PUBSUB}">{sub}</pubsub></iq>'
+        )
+        answer = await self._expect(ws, "iq")
+        assert answer.get("id") == "sub-1" and answer.get("type") == "result", answer
+
+    def is_publication(self, frame: Any, marker: str) -> bool:
+        if frame.name != "message":
+            return False
+        event = frame.child("event", gx.NS_PUBSUB_EVENT)
+        items = event.child("items") if event is not None else None
+        item = items.child("item") if items is not None else None
+        body = item.child("json", gx.NS_JSON) if item is not None else None
+        return body is not None and json.loads(body.text).get("eventBody") == marker
+
+    def check_not_json(self, out: Outcome, where: str) -> None:
+        """A message the codec refuses: a stream error naming why, ``<close/>``, a close."""
+        elements = [gx.parse(t) for t in out.frames if isinstance(t, str)]
+        errors = [e for e in elements if (e.ns, e.name) == (gx.NS_STREAM, "error")]
+        assert errors, f"{where}: no stream error"
+        conditions = {c.name for c in errors[-1].children if c.ns == gx.NS_STREAMS} - {"text"}
+        assert conditions and conditions <= self.REFUSALS, f"{where}: {conditions}"
+        assert elements[-1].name == "close", f"{where}: no <close/> last"
+        assert out.rcvd is not None and out.rcvd.code in (1007, 1009), where
+
+    def ends_normally(self, case: Case) -> bool:
+        """A client ``<close/>`` or stream error: the server closes 1000 (RFC 6120 §4.4)."""
+        sent = b"".join(f.data for f in case.frames)
+        return b"close" in sent or b"error" in sent
+
+
 WIRES: dict[str, type[Wire]] = {
     "reference": ReferenceWire,
     "mixer": MixerWire,
     "ringcentral": RingCentralWire,
+    "genesys": GenesysWire,
 }
 
 
@@ -505,7 +636,8 @@ class Target:
             code = out.rcvd.code if out.rcvd is not None else None
             self.closes[code] = self.closes.get(code, 0) + 1
             assert out.rcvd is not None, f"{where}: cut without a close frame (sent {out.sent})"
-            assert code in BAD_INPUT_CLOSES, f"{where}: closed {code} {out.rcvd.reason!r}"
+            normal = code == 1000 and self.wire.ends_normally(case)
+            assert code in BAD_INPUT_CLOSES or normal, f"{where}: closed {code} {out.rcvd.reason!r}"
             assert out.rcvd.reason.strip(), f"{where}: a close without a reason"
         else:
             self.closes[None] = self.closes.get(None, 0) + 1
@@ -546,7 +678,7 @@ class Target:
         self.run(self.wire.setup())
 
 
-@pytest.fixture(scope="module", params=DIALECTS)
+@pytest.fixture(scope="module", params=WS_DIALECTS)
 def target(request: pytest.FixtureRequest) -> Iterator[Target]:
     t = Target(request.param)
     t.start()
@@ -643,6 +775,280 @@ def test_json_no_peer_can_be_answered_with_gets_the_documented_answer(
         )
         target.wire.check_not_json(out, f"{text[:80]} -> {out}")
         assert not target.errors, target.errors
+        target.check_bystander()
+    finally:
+        target.stop()
+
+
+# -- rtccafe: Socket.IO over Engine.IO, on its own transport -----------------------------------
+#
+# No WebSocket close codes to predict here: Engine.IO ends a connection with its own close
+# packet. Each example is one of: Engine.IO v4 over a WebSocket (``/socket.io/?EIO=4&
+# transport=websocket``: text messages, mostly ``4`` + a Socket.IO packet, raw Engine.IO
+# packets, binary attachments), then a probe (``40/rtc-cafe,`` twice, for a binary packet
+# left waiting and a namespace left, and a ``request-sid``) answered with ``sid``; or one
+# long-polling POST body, v4 or v3, answered 200 or a 400 that says what was wrong.
+# Properties: the exchange ends within DEADLINE; every packet the server sent is an
+# Engine.IO packet whose Socket.IO packet reads with strict JSON; nothing logged at ERROR,
+# no internal_error; after each round the bystander (python-socketio's AsyncClient, in
+# the namespace) still answers ``request-sid`` and has been sent nothing else.
+
+NS = "/rtc-cafe"
+SIO_PROBE = (f"0{NS},", f"0{NS},", f'2{NS},["request-sid",{{}}]')  # Socket.IO packets
+
+
+@dataclass(frozen=True)
+class SioCase:
+    how: str  # "ws", "poll4", "poll3"
+    frames: tuple[str | bytes, ...] = ()
+    content_type: str = ""
+
+
+@st.composite
+def sio_cases(draw: st.DrawFn) -> SioCase:
+    how = draw(st.sampled_from(["ws", "ws", "ws", "poll4", "poll3"]))
+    if how == "poll4":
+        return SioCase(how, (draw(eio4_bodies()),))
+    if how == "poll3":
+        body, content_type = draw(eio3_bodies())
+        return SioCase(how, (body,), content_type)
+    message = st.one_of(
+        texts("rtccafe").map(lambda t: "4" + t),
+        texts("rtccafe").map(lambda t: "4" + t),
+        st.sampled_from(["", "x", "0", "2", "3", "2probe", "5", "6", "4", "7"]),
+        st.binary(max_size=24),
+    )
+    return SioCase(how, tuple(draw(st.lists(message, min_size=1, max_size=3))))
+
+
+class SioTarget:
+    """An rtccafe Simulator on its own loop, with a python-socketio bystander in the room."""
+
+    def __init__(self) -> None:
+        import socketio  # type: ignore[import-untyped]
+
+        self.loop = asyncio.new_event_loop()
+        self.sim = Simulator(
+            clock=ManualClock(), dialect="rtccafe", config=Config(max_message_size=MAX_SIZE)
+        )
+        self.errors: list[str] = []
+        self._log = _ErrorLog(self.errors)
+        self.examples = 0
+        self.outcomes: dict[str, int] = {}
+        self.bystander = socketio.AsyncClient(reconnection=False)
+        self.seen: list[tuple[str, Any]] = []
+        self.bystander.on("*", self._heard, namespace=NS)
+
+    async def _heard(self, event: str, *args: Any) -> None:
+        self.seen.append((event, args))
+
+    def run(self, coro: Any) -> Any:
+        return self.loop.run_until_complete(asyncio.wait_for(coro, DEADLINE * 3))
+
+    def start(self) -> None:
+        logging.getLogger().addHandler(self._log)
+        self.loop.set_exception_handler(
+            lambda loop, ctx: self.errors.append(
+                f"loop: {ctx.get('message')} {ctx.get('exception')!r}"
+            )
+        )
+
+        async def _start() -> None:
+            await self.sim.start()
+            self.sim.core.transcript.listen(self._watch)
+            await self.bystander.connect(
+                self.sim.url, namespaces=[NS], transports=["websocket"], wait_timeout=DEADLINE
+            )
+            await self.bystander.emit("join", {"room": "lobby", "id": "bystander"}, namespace=NS)
+
+        self.run(_start())
+
+    def _watch(self, record: dict[str, Any]) -> None:
+        if record["kind"] == "internal_error":
+            self.errors.append(f"internal_error: {record}")
+
+    def stop(self) -> None:
+        async def _stop() -> None:
+            await self.bystander.disconnect()
+            await self.sim.stop()
+
+        try:
+            self.run(_stop())
+        finally:
+            self.loop.close()
+            logging.getLogger().removeHandler(self._log)
+
+    @staticmethod
+    def check_packet(packet: str | bytes, where: str) -> None:
+        """One Engine.IO packet from the server: a message's Socket.IO packet must read back."""
+        if isinstance(packet, bytes):
+            return  # an attachment
+        assert packet and packet[0] in "0123456", f"{where}: server sent {packet[:100]!r}"
+        if packet[0] == "4" and packet[1:]:
+            try:
+                wire_sio._ClientPacket(encoded_packet=packet[1:])
+            except ValueError as exc:
+                raise AssertionError(f"{where}: server sent {packet[:200]!r}: {exc}") from None
+
+    async def _ws(self, case: SioCase, where: str) -> str:
+        url = self.sim.url.replace("http", "ws", 1) + "socket.io/?EIO=4&transport=websocket"
+        async with _connect(url) as ws:
+            opening = await asyncio.wait_for(ws.recv(), DEADLINE)
+            assert isinstance(opening, str) and opening[0] == "0", opening
+            await ws.send(f"40{NS},")
+            try:
+                for frame in (*case.frames, *(f"4{p}" for p in SIO_PROBE)):
+                    if isinstance(frame, str):  # raw bytes: a lone surrogate is not UTF-8
+                        ws.protocol.send_text(utf8(frame))
+                    else:
+                        ws.protocol.send_binary(frame)
+                    ws.send_data()
+                while True:
+                    packet = await asyncio.wait_for(ws.recv(), DEADLINE)
+                    self.check_packet(packet, where)
+                    if isinstance(packet, str) and packet.startswith(f'42{NS},["sid",'):
+                        return "answered"
+                    if packet == "2":
+                        await ws.send("3")
+            except ConnectionClosed as exc:
+                code = exc.rcvd.code if exc.rcvd is not None else None
+                return f"closed {code}"
+
+    async def _poll(self, case: SioCase, where: str) -> str:
+        version = "3" if case.how == "poll3" else "4"
+        base = f"{self.sim.url}socket.io/?EIO={version}&transport=polling"
+        timeout = aiohttp.ClientTimeout(DEADLINE)
+        async with aiohttp.ClientSession(timeout=timeout) as http:
+            async with http.get(base) as r:
+                assert r.status == 200, await r.text()
+                body = await r.text()
+            handshake = json.loads(body[body.index("{") : body.rindex("}") + 1])
+            url = f"{base}&sid={handshake['sid']}"
+            headers = {"Content-Type": case.content_type} if case.content_type else {}
+            async with http.post(url, data=case.frames[0], headers=headers) as r:
+                text = await r.text()
+                assert r.status in (200, 400), f"{where}: {r.status} {text[:200]!r}"
+                if r.status == 400:
+                    assert text.strip(), f"{where}: a 400 without a reason"
+                    return "refused"
+            async with http.post(url, data=b"1" if version == "4" else b"1:1") as r:
+                assert r.status in (200, 400), f"{where}: close: {r.status}"
+            return "ok"
+
+    def check(self, case: SioCase) -> None:
+        logged = len(self.errors)
+        where = f"rtccafe: {case!r:.600}"
+        started = time.monotonic()
+        outcome = self.run(self._ws(case, where) if case.how == "ws" else self._poll(case, where))
+        assert time.monotonic() - started < DEADLINE, f"{where}: took too long"
+        self.examples += 1
+        key = f"{case.how}:{outcome}"
+        self.outcomes[key] = self.outcomes.get(key, 0) + 1
+        assert len(self.errors) == logged, f"{where}: {self.errors[logged:]}"
+
+    def check_bystander(self) -> None:
+        """Still connected, sent nothing by the fuzzing, and ``request-sid`` is answered."""
+
+        async def _check() -> None:
+            before = len(self.seen)
+            await self.bystander.emit("request-sid", {}, namespace=NS)
+            deadline = time.monotonic() + DEADLINE
+            while len(self.seen) == before and time.monotonic() < deadline:
+                await asyncio.sleep(0.005)
+
+        assert self.bystander.connected, "the bystander was disconnected"
+        self.run(_check())
+        events = [event for event, _ in self.seen]
+        assert events and set(events) == {"sid"}, f"the bystander heard {self.seen[-3:]}"
+        assert not self.errors, self.errors
+
+
+@pytest.fixture(scope="module")
+def sio_target() -> Iterator[SioTarget]:
+    t = SioTarget()
+    t.start()
+    try:
+        yield t
+    finally:
+        t.stop()
+        print(
+            f"\nwire fuzz rtccafe: {t.examples} examples, {sorted(t.outcomes.items())}",
+            file=sys.stderr,
+        )
+
+
+def run_sio_round(target: SioTarget, examples: int, *, deterministic: bool) -> None:
+    @settings(
+        max_examples=examples,
+        deadline=None,
+        derandomize=deterministic,
+        database=None,
+        print_blob=True,
+        suppress_health_check=list(HealthCheck),
+    )
+    @given(sio_cases())
+    def fuzz(case: SioCase) -> None:
+        target.check(case)
+
+    fuzz()
+
+
+def test_fuzz_rtccafe_over_engine_io(sio_target: SioTarget) -> None:
+    if not LONG:
+        run_sio_round(sio_target, CI_EXAMPLES, deterministic=True)
+        sio_target.check_bystander()
+        return
+    started = time.monotonic()
+    while sio_target.examples < EXAMPLES and not (SECONDS and time.monotonic() - started > SECONDS):
+        run_sio_round(sio_target, min(ROUND, EXAMPLES - sio_target.examples), deterministic=False)
+        sio_target.check_bystander()
+        print(
+            f"wire fuzz rtccafe: {sio_target.examples} examples in "
+            f"{time.monotonic() - started:.0f}s, {sorted(sio_target.outcomes.items())}",
+            file=sys.stderr,
+            flush=True,
+        )
+    sio_target.check_bystander()
+
+
+@pytest.mark.parametrize(
+    "case",
+    [
+        SioCase("ws", ('42/rtc-cafe,["join",' + "[" * 5000 + "]" * 5000 + "]",)),
+        SioCase("ws", ('451-/rtc-cafe,["offer",{"_placeholder":true,"num":7}]', b"\x01")),
+        SioCase("ws", ('4²/rtc-cafe,["join",{}]',)),
+        SioCase("poll3", (b"1:b",), "text/plain;charset=UTF-8"),
+        SioCase("poll3", ("²:4".encode(),), "text/plain;charset=UTF-8"),
+        SioCase("ws", ("",)),
+        SioCase("ws", ("4true", "4[1]", "4 1", "4null", '4{"a":1}')),
+        SioCase("poll4", (b"0",)),
+        SioCase("poll4", (b"2",)),
+        SioCase("poll4", (b"4" + b'2/rtc-cafe,["request-sid",{}]' + b"\x1e6",)),
+    ],
+)
+def test_rtccafe_input_that_crashed_the_decoders_is_answered(case: SioCase) -> None:
+    """Found by the fuzzers (tests/protocol/test_fuzz_dialects.py has the decoder side): a
+    RecursionError, an IndexError and a ValueError from the Socket.IO and Engine.IO v3
+    decoders, inside the server. Now the packet is answered ``error`` on that session (the
+    probe after it is served) and a v3 body is a 400 that says what was wrong. Over the
+    WebSocket, an empty message made python-engineio raise in its reader (aiohttp logged
+    the traceback at ERROR): now a 1007 close. A message python-engineio reads as JSON
+    (``4true``) reached the decoder as a bool: an AttributeError, now an ``error`` answer.
+    A v4 POST holding an OPEN, PING or NOOP packet (which no client posts) hung until
+    the client gave up: now a 400."""
+    target = SioTarget()
+    target.start()
+    try:
+        target.check(case)
+        expected = {"ws": "ws:answered", "poll3": "poll3:refused", "poll4": "poll4:refused"}[
+            case.how
+        ]
+        if case.frames == ("",):  # python-engineio raised in its reader: a traceback at ERROR
+            expected = "ws:closed 1007"
+        assert target.outcomes == {expected: 1}, target.outcomes
+        if expected == "ws:answered":
+            bad = [r for r in target.sim.core.transcript.since(0) if r.get("op") == "bad_input"]
+            assert bad, "no bad_input record"
         target.check_bystander()
     finally:
         target.stop()

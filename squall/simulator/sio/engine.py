@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import json
 import logging
 from collections import deque
 from collections.abc import Coroutine
@@ -57,15 +58,15 @@ def payload_problem(body: bytes) -> str | None:
                 return f"packet {n} starts with 'b' but is not base64"
         elif packet[0] not in "0123456":
             return f"packet {n} has unknown type {packet[0]!r} (expected 0 to 6)"
-        elif packet[0] in SERVER_ONLY:
-            # python-engineio closes the session on one and waits for a poll to fetch the
+        elif packet[0] in NOT_POSTED:
+            # python-engineio ends the session on one and waits for a poll to fetch the
             # close packet: the POST hung until the client's timeout
-            return f"packet {n} is {SERVER_ONLY[packet[0]]}, which only a server sends"
+            return f"packet {n} is {NOT_POSTED[packet[0]]}, which a client never posts"
     return None
 
 
-#: Engine.IO v4 packets a client never sends in a long-polling body
-SERVER_ONLY = {"0": "an OPEN (0)", "6": "a NOOP (6)"}
+#: Engine.IO v4 packets no client sends in a long-polling body (it sends 1, 3, 4 and b)
+NOT_POSTED = {"0": "an OPEN (0)", "2": "a PING (2)", "5": "an UPGRADE (5)", "6": "a NOOP (6)"}
 
 
 class _Body:
@@ -76,6 +77,18 @@ class _Body:
 
     async def read(self, size: int = -1) -> bytes:
         return self.data
+
+
+def _as_text(data: Any) -> str:
+    """A message python-engineio read as JSON, as text again for the dialect's decoder.
+
+    python-engineio JSON-decodes a message whose text does not start with a digit
+    (``4true``, ``4[1]``, ``4 1``): no Socket.IO packet is such a text, and the decoder
+    got a bool or a list (an AttributeError inside the server). As text again it is
+    refused, and answered, as any packet that is not Socket.IO; one that would now start
+    with a digit (``4 1`` read as 1) keeps a space in front, so it is not read as a packet."""
+    text = json.dumps(data)
+    return " " + text if text[:1].isdigit() else text
 
 
 def _checked_websocket(base: type) -> type:
@@ -271,10 +284,10 @@ class EngineIOTransport:
         handshake = Handshake(path=request.path_qs, headers=request.headers)
         self._feeds[eio_sid] = self.gate.open(link, handshake)
 
-    def _message(self, eio_sid: str, data: str | bytes) -> None:
+    def _message(self, eio_sid: str, data: Any) -> None:
         feed = self._feeds.get(eio_sid)
         if feed is not None:
-            feed.receive(data)
+            feed.receive(data if isinstance(data, str | bytes) else _as_text(data))
 
     def _disconnected(self, eio_sid: str, reason: str) -> None:
         link = self.links.pop(eio_sid, None)
