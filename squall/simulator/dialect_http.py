@@ -11,11 +11,15 @@ from __future__ import annotations
 
 import logging
 import ssl
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
 
 from .seam import Dialect
+from .transcript import redact_url
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 log = logging.getLogger(__name__)
 
@@ -25,6 +29,24 @@ def build_app(dialect: Dialect) -> web.Application:
     for route in dialect.routes():
         app.router.add_route(route.method, route.path, _guarded(route.handler))
     return app
+
+
+def recorded(dialect: Dialect, handler: Handler) -> Handler:
+    """``handler``, with each request it answers in the transcript (``dialect_http``: the
+    method, the path with credentials redacted, the status), as every REST prelude records."""
+
+    async def run(request: web.Request) -> web.StreamResponse:
+        response = await handler(request)
+        dialect.core.transcript.record(
+            "dialect_http",
+            dialect=dialect.name,
+            method=request.method,
+            path=redact_url(request.path_qs),
+            status=response.status,
+        )
+        return response
+
+    return run
 
 
 def _guarded(handler: Any) -> Any:

@@ -44,6 +44,7 @@ from squall.protocol.errors import UnsupportedFrame
 from .. import events as ev
 from .. import ops
 from ..auth import AuthRejected, Principal
+from ..dialect_http import recorded
 from ..seam import CloseReason, Closing, Dialect, Frame, Handshake, Inbound, Route, WireSession
 from ..transcript import redact_url
 from . import RFC6455_CLOSE_CODES
@@ -754,7 +755,7 @@ class GenesysDialect(Dialect):
     def routes(self) -> Sequence[Route]:
         subs = CHANNELS + "/{id}/subscriptions"
         return tuple(
-            Route(method, path, self._recorded(method, path, handler))
+            Route(method, path, recorded(self, self._scripted_first(method, path, handler)))
             for method, path, handler in (
                 ("GET", API + "/users/me", self._users_me),
                 ("POST", CHANNELS, self._create_channel),
@@ -767,19 +768,12 @@ class GenesysDialect(Dialect):
             )
         )
 
-    def _recorded(self, method: str, route: str, handler: Handler) -> Handler:
+    def _scripted_first(self, method: str, route: str, handler: Handler) -> Handler:
+        """``handler``, unless the control plane scripted an answer for ``method route``."""
+
         async def run(request: web.Request) -> web.StreamResponse:
             response = await self._scripted(f"{method} {route}", request)
-            if response is None:
-                response = await handler(request)
-            self.core.transcript.record(
-                "dialect_http",
-                dialect=self.name,
-                method=request.method,
-                path=redact_url(request.path_qs),
-                status=response.status,
-            )
-            return response
+            return response if response is not None else await handler(request)
 
         return run
 

@@ -46,8 +46,9 @@ from .. import events as ev
 from .. import ops
 from ..auth import AuthRejected, Principal
 from ..core import Session, SessionState
+from ..dialect_http import recorded
 from ..seam import CloseReason, Closing, Dialect, Frame, Handshake, Inbound, Route, WireSession
-from ..transcript import REDACTED, redact_text, redact_url
+from ..transcript import REDACTED, redact_text
 from . import RFC6455_CLOSE_CODES
 
 WSTOKEN = "/restapi/oauth/wstoken"
@@ -613,7 +614,7 @@ class RingCentralDialect(Dialect):
     def routes(self) -> Sequence[Route]:
         item = SUBSCRIPTION + "/{id}"
         return tuple(
-            Route(method, path, self._recorded(handler))
+            Route(method, path, recorded(self, handler))
             for method, path, handler in (
                 ("POST", WSTOKEN, self._wstoken),
                 ("POST", SUBSCRIPTION, self._http_create),
@@ -624,20 +625,6 @@ class RingCentralDialect(Dialect):
                 ("POST", item + "/renew", self._http_renew),
             )
         )
-
-    def _recorded(self, handler: Handler) -> Handler:
-        async def run(request: web.Request) -> web.StreamResponse:
-            response = await handler(request)
-            self.core.transcript.record(
-                "dialect_http",
-                dialect=self.name,
-                method=request.method,
-                path=redact_url(request.path_qs),
-                status=response.status,
-            )
-            return response
-
-        return run
 
     def _principal(self, request: web.Request) -> Principal | web.Response:
         """The bearer's principal, by the core's AuthPolicy (scripted failures apply)."""
