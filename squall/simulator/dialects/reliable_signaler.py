@@ -72,18 +72,18 @@ class KeptRoom:
     keepers: dict[str, ReliableSignalerWire] = field(default_factory=dict)
 
 
-class ReliableSignalerWire:
+class ReliableSignalerWire(wire.NamespaceWire):
     """One Engine.IO connection of a Reliable Signaler client."""
 
-    __slots__ = ("_rs", "asks", "connected", "decoder", "dialect", "kept", "sid", "v3")
+    __slots__ = ("_rs", "asks", "dialect", "kept", "sid", "v3")
+    namespace = NAMESPACE
 
     def __init__(self, dialect: ReliableSignalerDialect, sid: str, *, v3: bool) -> None:
         self.dialect: Dialect = dialect
         self._rs = dialect
         self.sid = sid
         self.v3 = v3
-        self.decoder = wire.Decoder()
-        self.connected = False  # in the default namespace
+        super().__init__()
         self.kept: str | None = None  # ``currentUser.roomid``: the room deleted when it goes
         self.asks: list[tuple[str, int]] = []  # get-session-info waiting: (room, ack id)
 
@@ -92,26 +92,10 @@ class ReliableSignalerWire:
 
     # --- in ------------------------------------------------------------------------------------
 
-    def receive(self, data: str | bytes) -> Inbound:
-        try:
-            pkt = self.decoder.feed(data)
-        except wire.PacketError as exc:
-            return Inbound(None, (ops.BadInput(str(exc), "invalid_packet"),))
-        if pkt is None:  # a binary event waiting for its attachments
-            return Inbound(self.decoder.waiting, ())
-        if pkt.kind == sio.CONNECT:
-            return self._connect(pkt)
-        if pkt.namespace != NAMESPACE or not self.connected:
-            return Inbound(pkt.type, ())  # socket.io drops packets of a namespace not joined
-        if pkt.kind == sio.DISCONNECT:
-            # the socket leaves: its rooms at once (its kept room is gone, as on a drop)
-            self.connected = False
-            self.asks.clear()
-            rooms = self._rs.rooms_of(self.sid)
-            return Inbound("disconnect", tuple(ops.Leave(room) for room in rooms))
-        if pkt.kind == sio.ACK:
-            return Inbound("ack", ())  # this server never asks for acknowledgements
-        return self._event(pkt)
+    def _left(self) -> list[str]:
+        # the socket leaves: its rooms at once (its kept room is gone, as on a drop)
+        self.asks.clear()
+        return self._rs.rooms_of(self.sid)
 
     def _connect(self, pkt: wire.Packet) -> Inbound:
         if pkt.namespace != NAMESPACE:

@@ -78,17 +78,17 @@ class JoinClaim:
     prev_sid: Any
 
 
-class RTCCafeWire:
+class RTCCafeWire(wire.NamespaceWire):
     """One Engine.IO connection of an RTCCafe client."""
 
-    __slots__ = ("_cafe", "_current", "connected", "decoder", "dialect", "sid")
+    __slots__ = ("_cafe", "_current", "dialect", "sid")
+    namespace = NAMESPACE
 
     def __init__(self, dialect: RTCCafeDialect, sid: str) -> None:
         self.dialect: Dialect = dialect
         self._cafe = dialect
         self.sid = sid
-        self.decoder = wire.Decoder()
-        self.connected = False
+        super().__init__()
         self._current: str | None = None  # the event being handled (an error's originalMessage)
 
     def greet(self) -> Sequence[Frame]:
@@ -98,27 +98,12 @@ class RTCCafeWire:
 
     def receive(self, data: str | bytes) -> Inbound:
         self._current = None
-        try:
-            pkt = self.decoder.feed(data)
-        except wire.PacketError as exc:
-            return Inbound(None, (ops.BadInput(str(exc), "invalid_packet"),))
-        if pkt is None:  # a binary event waiting for its attachments
-            return Inbound(self.decoder.waiting, ())
-        if pkt.kind == sio.CONNECT:
-            return self._connect(pkt)
-        if pkt.namespace != NAMESPACE or not self.connected:
-            # python-socketio drops packets for a namespace the client is not connected to
-            return Inbound(pkt.type, ())
-        if pkt.kind == sio.DISCONNECT:
-            # The client left the namespace; its Engine.IO connection stays open until it
-            # closes it, as python-socketio's server leaves it. Its rooms hear it at once.
-            self.connected = False
-            return Inbound(
-                "disconnect", tuple(ops.Leave(room) for room in self._cafe.rooms_of(self.sid))
-            )
-        if pkt.kind == sio.ACK:
-            return Inbound("ack", ())  # this server never asks for acknowledgements
-        return self._event(pkt)
+        return super().receive(data)
+
+    def _left(self) -> list[str]:
+        # The client left the namespace; its Engine.IO connection stays open until it
+        # closes it, as python-socketio's server leaves it. Its rooms hear it at once.
+        return self._cafe.rooms_of(self.sid)
 
     def _connect(self, pkt: wire.Packet) -> Inbound:
         if pkt.namespace == "/":  # Flask-SocketIO admits the default namespace; nothing is there

@@ -22,7 +22,8 @@ from socketio import packet as sio
 
 from squall.protocol import jsontext
 
-from ..seam import Frame
+from .. import ops
+from ..seam import Frame, Inbound
 
 #: Socket.IO packet type -> the wire type the transcript records (events use their name).
 TYPE_NAMES = {
@@ -222,3 +223,49 @@ def disconnect(namespace: str) -> tuple[Frame, ...]:
 
 def served(namespace: str, namespaces: Collection[str]) -> bool:
     return namespace in namespaces
+
+
+class NamespaceWire:
+    """The receive ladder both Socket.IO dialects share: one namespace, served per connection.
+
+    Decoding, binary packets waiting for attachments, packets for a namespace not joined
+    (dropped, as python-socketio does), the client leaving the namespace (its rooms hear it
+    at once) and acknowledgements (never asked for by these servers) are the same for every
+    dialect here; what ``CONNECT`` and an event mean is each dialect's (:meth:`_connect`,
+    :meth:`_event`).
+    """
+
+    __slots__ = ("connected", "decoder")
+    namespace: str
+
+    def __init__(self) -> None:
+        self.decoder = Decoder()
+        self.connected = False  # in :attr:`namespace`
+
+    def receive(self, data: str | bytes) -> Inbound:
+        try:
+            pkt = self.decoder.feed(data)
+        except PacketError as exc:
+            return Inbound(None, (ops.BadInput(str(exc), "invalid_packet"),))
+        if pkt is None:  # a binary event waiting for its attachments
+            return Inbound(self.decoder.waiting, ())
+        if pkt.kind == sio.CONNECT:
+            return self._connect(pkt)
+        if pkt.namespace != self.namespace or not self.connected:
+            return Inbound(pkt.type, ())  # socket.io drops packets of a namespace not joined
+        if pkt.kind == sio.DISCONNECT:
+            self.connected = False
+            return Inbound("disconnect", tuple(ops.Leave(room) for room in self._left()))
+        if pkt.kind == sio.ACK:
+            return Inbound("ack", ())  # this server never asks for acknowledgements
+        return self._event(pkt)
+
+    def _connect(self, pkt: Packet) -> Inbound:
+        raise NotImplementedError
+
+    def _event(self, pkt: Packet) -> Inbound:
+        raise NotImplementedError
+
+    def _left(self) -> Sequence[str]:
+        """The rooms this connection was in, as it leaves the namespace."""
+        raise NotImplementedError
