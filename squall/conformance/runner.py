@@ -228,15 +228,8 @@ class Run:
                 {"name": "main", "listen": "127.0.0.1:0", "upstream": upstream}
             )
             self.endpoints["proxy"] = f"ws://{proxy.listen}/"
-            # A dialect that hands its socket URL out over HTTP (RingCentral's wstoken uri)
-            # must hand out the proxy's, or a client 'via: proxy' would go around the faults.
-            if "uri" in self.sim.dialect.defaults and any(
-                c.via == "proxy" for c in sc.clients.values()
-            ):
-                path = str(self.sim.dialect.options.get("path") or "/")
-                self.sim.dialect.options.setdefault("uri", None)
-                if self.sim.dialect.options["uri"] is None:
-                    self.sim.dialect.options["uri"] = f"ws://{proxy.listen}{path}"
+            if any(c.via == "proxy" for c in sc.clients.values()):
+                self.sim.dialect.reached_through(self.endpoints["proxy"])
         await asyncio.gather(*(self._spawn(name) for name in sc.clients))
 
     async def _spawn(self, name: str) -> None:

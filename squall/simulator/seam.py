@@ -223,6 +223,17 @@ class Dialect:
         listening port, and the endpoint URL is ``http(s)://host:port/``."""
         return None
 
+    def reached_through(self, url: str) -> None:
+        """Clients reach this dialect's socket through ``url`` (a fault proxy in front of it).
+
+        A dialect that hands its socket URL out over HTTP (RingCentral's wstoken ``uri``)
+        must hand out this one, or a client sent through the proxy would go around the
+        faults; the others need nothing."""
+
+    async def aclose(self) -> None:
+        """Stop what the dialect runs besides its connections (Genesys's softphone media);
+        called by ``Simulator.stop`` after every connection is gone."""
+
     def require(self, capability: str, what: str) -> None:
         """Raise :class:`Unsupported` unless this dialect has ``capability``."""
         if capability not in self.capabilities:

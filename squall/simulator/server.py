@@ -381,9 +381,7 @@ class Simulator(Control):
         self._http = self._dialect_http = None
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
-        closer = getattr(self.dialect, "aclose", None)  # media a dialect runs (genesys calls)
-        if closer is not None:
-            await closer()
+        await self.dialect.aclose()
 
     async def __aenter__(self) -> Simulator:
         if not self.servers:

@@ -505,6 +505,10 @@ class RingCentralDialect(Dialect):
             return RingCentralWire(self, refusal), ops.Authenticate(_REFUSED, recovery_token=wsc)
         return RingCentralWire(self), ops.Authenticate(grant.token, recovery_token=wsc)
 
+    def reached_through(self, url: str) -> None:
+        if self.options["uri"] is None:  # an explicit uri option stays what it is
+            self.options["uri"] = url.rstrip("/") + str(self.options["path"])
+
     def ws_uri(self) -> str | None:
         uri: str | None = self.options["uri"]
         if uri is not None:
