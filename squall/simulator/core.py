@@ -244,12 +244,12 @@ class SimulatorCore:
             conn=link.id,
             dialect=wire.dialect.name,
             path=redact_url(path),
-            credentials=bool(credentials and (credentials.token or credentials.jwt)),
+            credentials=credentials is not None and credentials.presented,
             recovery=bool(credentials and credentials.recovery_token is not None),
         )
         for frame in wire.greet():
             self._write(conn, frame, "greet")
-        if credentials is not None and (credentials.token or credentials.jwt):
+        if credentials is not None and credentials.presented:
             self._on_authenticate(conn, credentials)
         else:
             conn.auth_timer = self.clock.call_later(
@@ -421,6 +421,8 @@ class SimulatorCore:
             conn.auth_timer.cancel()
             conn.auth_timer = None
         try:
+            if op.refused is not None:
+                raise AuthRejected("expired_token", op.refused)
             principal = self.auth.check(op.token, op.jwt)
         except AuthRejected as exc:
             self.transcript.record("auth", conn=conn.sid, ok=False, reason=exc.reason)

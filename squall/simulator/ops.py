@@ -44,6 +44,14 @@ class Authenticate:
     recovery_token: str | None = None
     topics: tuple[str, ...] = ()  # subscribed on success (a dialect whose events need no subscribe)
     ref: Ref = None
+    #: the dialect refused the credential itself (a socket token it never issued, a channel
+    #: that is gone): the core answers AuthFailed with this message, without asking AuthPolicy
+    refused: str | None = None
+
+    @property
+    def presented(self) -> bool:
+        """Credentials are here to check (a refusal counts: it is answered like one)."""
+        return bool(self.token or self.jwt) or self.refused is not None
 
 
 @dataclass(frozen=True, slots=True)

@@ -90,10 +90,6 @@ HTTP_AUTH_ERRORS: dict[str, tuple[int, str]] = {
     "forbidden": (403, "missing.permissions"),
 }
 
-#: Handshake credentials the core's AuthPolicy refuses (revoked at start): how a gone channel
-#: or a token of another user becomes the core's AuthFailed (as RingCentral's refused WSAT).
-_REFUSED = "\x00squall.genesys: refused"
-
 
 def api_error(status: int, code: str, message: str) -> dict[str, Any]:
     """Genesys's REST error body."""
@@ -321,7 +317,9 @@ class GenesysWire:
         if self.refusal is None and channel is not None:
             self.refusal = self._g.check_channel(channel, token)
         if self.refusal is not None or channel is None:
-            return Inbound("auth", (ops.Authenticate(_REFUSED),), shown)
+            # a gone channel, or a token of another user: the core's AuthFailed
+            refused = ops.Authenticate(refused="the channel is gone or not this user's")
+            return Inbound("auth", (refused,), shown)
         self.jid = authcid.partition("/")[0]
         op = ops.Authenticate(
             token=token, recovery_token=channel.recovery_token, topics=tuple(channel.topics)
@@ -618,7 +616,6 @@ class GenesysDialect(Dialect):
         if not isinstance(opts["domain"], str) or not opts["domain"]:
             raise ValueError(f"genesys domain must be a non-empty string, got {opts['domain']!r}")
         self.sasl_conditions = {**SASL_FAILURES, **conditions}
-        core.auth.revoke(_REFUSED)
         self.channels: dict[str, Channel] = {}
         self._prune_at = 256
         self._ping_ids = itertools.count(1)

@@ -87,9 +87,6 @@ SDK_ERROR_STATUSES = frozenset(s.value for s in HTTPStatus if s.value >= 400) - 
 #: CallFailed codes of the core's RPC table (rpc.py) and the status they answer with
 CALL_STATUSES = {"method_not_found": 404, "handler_failed": 500}
 
-#: Handshake credentials that the core's AuthPolicy refuses (revoked once, at start): how a
-#: refused WSAT becomes the core's AuthFailed. See docs/dialects/ringcentral.md, "seam".
-_REFUSED = "\x00squall.ringcentral: refused at the handshake"
 _REDACTED_JSON = wire.dumps(REDACTED)
 
 
@@ -434,7 +431,6 @@ class RingCentralDialect(Dialect):
     def __init__(self, core: Any, **options: Any) -> None:
         super().__init__(core, **options)
         self._check_options()
-        core.auth.revoke(_REFUSED)
         self._grants: dict[str, _Grant] = {}
         self._grants_prune_at = 256
         self._states: dict[str, _SessionState] = {}
@@ -502,7 +498,9 @@ class RingCentralDialect(Dialect):
             message = "Malformed WebSocket session context token"
             refusal = _Refusal(400, "WSG-400", message, "wsc token was never issued")
         if refusal is not None or grant is None:
-            return RingCentralWire(self, refusal), ops.Authenticate(_REFUSED, recovery_token=wsc)
+            # a refused WSAT is the core's AuthFailed (docs/dialects/ringcentral.md, "seam")
+            why = refusal.reason if refusal is not None else "refused at the handshake"
+            return RingCentralWire(self, refusal), ops.Authenticate(refused=why, recovery_token=wsc)
         return RingCentralWire(self), ops.Authenticate(grant.token, recovery_token=wsc)
 
     def reached_through(self, url: str) -> None:
