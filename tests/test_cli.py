@@ -45,6 +45,24 @@ def test_serve_prints_urls_and_answers_control_calls() -> None:
         assert proc.wait(timeout=20) == 0
 
 
+def test_serve_names_a_socket_io_endpoint_as_such() -> None:
+    """rtccafe is Socket.IO on http://: the line must not tell a user to open a WebSocket."""
+    proc = subprocess.Popen(
+        [*SQUALL, "serve", "--port", "0", "--dialect", "rtccafe"],
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    try:
+        assert proc.stdout is not None
+        words = [proc.stdout.readline().split() for _ in range(2)]
+        assert words[0] == ["dialect", "rtccafe"]
+        assert words[1][0] == "socket.io" and words[1][1].startswith("http://127.0.0.1:")
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=20) == 0
+
+
 @pytest.mark.parametrize("argv", [["serve", "--port", "x"], ["nope"]])
 def test_bad_arguments_exit_2(argv: list[str]) -> None:
     out = subprocess.run([*SQUALL, *argv], capture_output=True, text=True, timeout=60)

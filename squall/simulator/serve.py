@@ -224,8 +224,9 @@ async def _serve(args: argparse.Namespace, tls: ssl.SSLContext | None, ca_file: 
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     print(f"dialect    {sim.dialect.name}", flush=True)
-    for url in sim.urls:
-        print(f"websocket  {url}", flush=True)
+    for url in sim.urls:  # a dialect with its own transport (Socket.IO) is served on http(s)
+        kind = "websocket" if url.startswith(("ws://", "wss://")) else "socket.io"
+        print(f"{kind:<10} {url}", flush=True)
     if sim.http_url:
         print(f"http       {sim.http_url}", flush=True)
     print(f"control    {sim.control_url}", flush=True)
