@@ -135,6 +135,12 @@ class Feed(Protocol):
         the core closes it as the dialect does, and records why."""
         ...
 
+    @property
+    def silenced(self) -> bool:
+        """The control plane silenced this session (``silence``): a transport with its own
+        keepalive (Engine.IO's pings and pongs) withholds that too, as a half-dead server."""
+        ...
+
 
 class Gate(Protocol):
     """What the Simulator hands a dialect's own transport: connections in, refusals scripted."""

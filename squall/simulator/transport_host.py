@@ -49,6 +49,10 @@ class CoreFeed:
     def fail(self, reason: CloseReason, detail: str) -> None:
         self.core.close(self.conn, reason, detail)
 
+    @property
+    def silenced(self) -> bool:
+        return self.conn.silenced
+
 
 class SimulatorGate:
     """The :class:`~squall.simulator.seam.Gate` of one Simulator."""

@@ -170,6 +170,24 @@ class EngineIOLink:
         self._transport.abort(self.eio_sid)
 
 
+def _withhold_pings_when_silenced(socket: Any, feed: Feed) -> None:
+    """python-engineio's server pings (v4) on its own; a silenced session gets none.
+
+    The socket's ``send`` is wrapped on this one socket (python-engineio has no hook for
+    it). A ping not sent is answered by no pong, so python-engineio schedules no next one:
+    the client's own ping timeout (``pingInterval + pingTimeout``) ends the connection, as
+    it would with a half-dead server, even if the silence is lifted before that.
+    """
+    send = socket.send
+
+    async def send_unless_silenced(pkt: Any) -> None:
+        if pkt.packet_type == engineio.packet.PING and feed.silenced:
+            return
+        await send(pkt)
+
+    socket.send = send_unless_silenced
+
+
 class EngineIOTransport:
     """One listening port's Engine.IO server (v4, and v3 through ``engine3.py``), feeding the
     core through ``gate``."""
@@ -282,7 +300,10 @@ class EngineIOTransport:
         if request.transport is not None:
             self._sockets[eio_sid] = request.transport
         handshake = Handshake(path=request.path_qs, headers=request.headers)
-        self._feeds[eio_sid] = self.gate.open(link, handshake)
+        feed = self._feeds[eio_sid] = self.gate.open(link, handshake)
+        socket = self.server.sockets.get(eio_sid)
+        if socket is not None:
+            _withhold_pings_when_silenced(socket, feed)
 
     def _message(self, eio_sid: str, data: Any) -> None:
         feed = self._feeds.get(eio_sid)

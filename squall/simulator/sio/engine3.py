@@ -197,8 +197,9 @@ class Session3:
 
     def receive(self, kind: str, data: str | bytes) -> None:
         if kind == PING:
-            self.alive()
-            self.push(encode_packet(PONG, data))
+            self.alive()  # the client is alive; a silenced server just does not answer
+            if self.feed is None or not self.feed.silenced:
+                self.push(encode_packet(PONG, data))
         elif kind == MESSAGE and self.feed is not None and not self.closed:
             self.feed.receive(data)
         elif kind == CLOSE:
