@@ -318,6 +318,20 @@ async def test_a_made_up_wsc_is_malformed_and_closes(rc_sim, rc_open, bystander)
 # --- subscriptions and notifications --------------------------------------------------------------
 
 
+async def test_issued_wsc_tokens_are_kept_only_as_long_as_the_core_remembers_sessions() -> None:
+    """A long run must not keep every wsc it handed out: tokens of gone sessions beyond
+    ``Config.expired_tokens_kept`` are forgotten (and would be refused as malformed)."""
+    sim = Simulator(dialect="ringcentral", config=Config(expired_tokens_kept=10))
+    dialect = sim.dialect
+    assert isinstance(dialect, RingCentralDialect)
+    tokens = [f"wsc-{n}" for n in range(2_000)]
+    for n, token in enumerate(tokens):
+        dialect.session_state(ev.Authenticated(f"s{n}", f"c{n}", "u", False, token, 30, 100, 180))
+    assert len(dialect._issued) < 300, len(dialect._issued)
+    assert all(t in dialect._issued for t in tokens[-10:])  # the newest, as the core keeps
+    assert tokens[0] not in dialect._issued
+
+
 async def test_subscribe_then_notifications_for_matching_filters_only(rc_sim, rc_open) -> None:
     alice, _ = await rc_open("alice")
     bob, _ = await rc_open("bob")

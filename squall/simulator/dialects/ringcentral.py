@@ -435,7 +435,9 @@ class RingCentralDialect(Dialect):
         self._grants_prune_at = 256
         self._states: dict[str, _SessionState] = {}
         self._states_prune_at = 256
-        self._issued: set[str] = set()  # every wsc token handed out: others are "malformed"
+        # the wsc tokens handed out, oldest first: others are "malformed" (see _prune_issued)
+        self._issued: dict[str, None] = {}
+        self._issued_prune_at = 256
         self._sub_owner: dict[str, str] = {}  # subscription id -> session id
         self._sub_ids = itertools.count(1)
         self._ids = itertools.count(1)
@@ -532,8 +534,21 @@ class RingCentralDialect(Dialect):
                 created=wire.iso8601(self.wall()),
             )
             state.subscriber = wire.subscriber(None, event.user)
-            self._issued.add(token)
+            self._issued[token] = None
+            if len(self._issued) >= self._issued_prune_at:
+                self._prune_issued()
         return state
+
+    def _prune_issued(self) -> None:
+        """Forget the oldest wsc tokens of sessions that are gone, beyond as many as the core
+        remembers expired sessions (``Config.expired_tokens_kept``): a wsc older than those
+        could only fail its recovery as unknown, so it is as malformed as a made-up one, and
+        a long run does not keep every token it ever issued."""
+        live = self.core.by_token
+        gone = [t for t in self._issued if t not in live]
+        for token in gone[: max(0, len(gone) - self.core.config.expired_tokens_kept)]:
+            del self._issued[token]
+        self._issued_prune_at = max(256, 2 * len(self._issued))
 
     def _prune_states(self) -> None:
         """Forget sessions the core has forgotten (expired); amortised over new sessions."""
