@@ -23,7 +23,7 @@ from typing import Any
 
 from squall.secrets import KEYS_ONLY, Secrets
 
-from .report_text import describe, slug
+from .report_text import describe_folded, slug
 from .verdicts import Result, StepResult
 
 COLOURS = {
@@ -71,7 +71,7 @@ def failure_text(result: Result) -> str:
         *([f"  not the client's fault: {f.blame.who}"] if f.blame.value != "client" else []),
         "  transcript (the records around the failure):",
     ]
-    lines += [f"    {describe(r)}" for r in _registry(result).scrub(f.transcript)]
+    lines += [f"    {line}" for line in describe_folded(_registry(result).scrub(f.transcript))]
     if result.notes:
         lines.append("  notes: " + "; ".join(result.notes))
     return _registry(result).scrub_text("\n".join(lines))

@@ -1,6 +1,6 @@
 """Plain-text pieces every report uses: a record as one line, a name as a file name.
 
-Apart from :mod:`.report` (which re-exports them) so that the report's pages
+Apart from :mod:`.report` so that the report's pages
 (:mod:`.report_html`) can use them without importing :mod:`.report` back.
 """
 
@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterable
 from typing import Any
 
-__all__ = ["describe", "slug"]
+from .report_sequence import FOLD_AT, is_noise_frame
+
+__all__ = ["describe", "describe_folded", "slug"]
 
 
 def slug(text: str) -> str:
@@ -43,3 +46,35 @@ def describe(rec: dict[str, Any]) -> str:
     if len(body) > 220:
         body = body[:217] + "..."
     return f"{t} {src:<14} {body}"
+
+
+def describe_folded(records: Iterable[dict[str, Any]], at: int = FOLD_AT) -> list[str]:
+    """:func:`describe` of each record, with runs of ``at`` or more keepalive frames (pings,
+    pongs, heartbeats) folded into one counted line, as the sequence diagram folds them: a
+    failure's excerpt shows what happened, not forty pings."""
+    out: list[str] = []
+    run: list[dict[str, Any]] = []
+
+    def flush() -> None:
+        if len(run) >= at:
+            kinds: dict[str, int] = {}
+            for rec in run:
+                data = rec.get("data")
+                inner = data.get("type") if isinstance(data, dict) else None
+                word = str(rec.get("type") or rec.get("op") or inner or "keepalive")
+                kinds[word] = kinds.get(word, 0) + 1
+            what = ", ".join(f"{n} {k}" for k, n in kinds.items())
+            first, last = run[0].get("t", 0), run[-1].get("t", 0)
+            out.append(f"{first:9.2f}s {'':<14} ... {what} folded ({first:.2f} s to {last:.2f} s)")
+        else:
+            out.extend(describe(rec) for rec in run)
+        run.clear()
+
+    for rec in records:
+        if rec.get("kind") in ("frame", "event") and is_noise_frame(rec):  # both ends' views
+            run.append(rec)
+            continue
+        flush()
+        out.append(describe(rec))
+    flush()
+    return out

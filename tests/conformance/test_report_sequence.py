@@ -15,6 +15,7 @@ from typing import Any
 
 from squall.conformance import report_sequence, report_svg
 from squall.conformance.report_mermaid import escape, mermaid
+from squall.conformance.report_text import describe, describe_folded
 
 OFFSET = 30.0  # the client's clock started 30 protocol seconds into the run
 PIPE = 0.05  # the runner reads each client line this much later
@@ -168,6 +169,17 @@ def test_pings_fold_into_one_counted_row() -> None:
     assert folds[0].label.startswith("... 5 ping, 5 pong folded (40.00 s to ")
     assert not any(i.noise for i in seq.folded() if i.kind != "fold")
     assert sum(1 for i in seq.items if i.noise) == 10  # unfolded, all of them are there
+
+
+def test_the_console_excerpt_folds_pings_too() -> None:
+    """A failure's transcript excerpt (pytest's output) folds keepalive runs as the diagram."""
+    records = latency_run().records
+    lines = describe_folded(records)
+    folded = [line for line in lines if "folded" in line]
+    # the server's frames and the client's sent/packet events: 20 records, one line
+    assert len(folded) == 1 and "10 ping, 10 pong folded (40.02 s to 160.10 s)" in folded[0]
+    assert len(lines) == len(records) - 20 + 1
+    assert describe_folded(records, at=len(records) + 1) == [describe(r) for r in records]
 
 
 def test_the_failing_step_and_its_rows_are_marked() -> None:
