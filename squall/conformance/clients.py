@@ -128,6 +128,13 @@ PROFILES: dict[str, Profile] = {
             "reliable-signaler 1.0.2's signaler.js on socket.io-client 2.5.0, unchanged, in node",
             DRIVERS_DIR / "reliable-signaler-sdk" / "node_modules",
         ),
+        Profile(
+            "libwebrtc-peer",
+            "reference",
+            _node("libwebrtc-peer"),
+            "a reference-protocol room member whose WebRTC is libwebrtc (@roamhq/wrtc 0.10.0)",
+            DRIVERS_DIR / "libwebrtc-peer" / "node_modules",
+        ),
     )
 }
 

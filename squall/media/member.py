@@ -127,6 +127,8 @@ class RemotePeer:
     offers: int = 0
     answer: asyncio.Future[dict[str, Any]] | None = None
     inbound_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    # held from an outbound offer until its answer is applied (see _add_candidate)
+    outbound_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
 
 class RoomMember:
@@ -551,23 +553,24 @@ class RoomMember:
                     # a renegotiation during the first handshake would leave them unstarted.
                     await _until_connected(pc)
                 peer.dirty = False
-                self._apply_wanted(peer)
-                await pc.setLocalDescription(await pc.createOffer())
-                tracks = {t.mid: tid for tid, t in peer.sending.items() if t.mid is not None}
-                peer.offers += 1
-                peer.answer = asyncio.get_running_loop().create_future()
-                self._signal(
-                    peer.sid,
-                    "offer",
-                    {"type": "offer", "sdp": pc.localDescription.sdp, "tracks": tracks},
-                )
-                # real seconds: a guard on aiortc and the remote peer, not a media duration
-                answer = await asyncio.wait_for(peer.answer, ANSWER_TIMEOUT)
-                if pc.signalingState == "closed":
-                    return
-                await pc.setRemoteDescription(
-                    RTCSessionDescription(sdp=answer["sdp"], type="answer")
-                )
+                async with peer.outbound_lock:
+                    self._apply_wanted(peer)
+                    await pc.setLocalDescription(await pc.createOffer())
+                    tracks = {t.mid: tid for tid, t in peer.sending.items() if t.mid is not None}
+                    peer.offers += 1
+                    peer.answer = asyncio.get_running_loop().create_future()
+                    self._signal(
+                        peer.sid,
+                        "offer",
+                        {"type": "offer", "sdp": pc.localDescription.sdp, "tracks": tracks},
+                    )
+                    # real seconds: a guard on aiortc and the remote peer, not a media duration
+                    answer = await asyncio.wait_for(peer.answer, ANSWER_TIMEOUT)
+                    if pc.signalingState == "closed":
+                        return
+                    await pc.setRemoteDescription(
+                        RTCSessionDescription(sdp=answer["sdp"], type="answer")
+                    )
         except (asyncio.CancelledError, TimeoutError, ConnectionError) as exc:
             if not peer.closed:
                 log.warning("%s: negotiation with %s stopped: %r", self.name, peer.sid, exc)
@@ -607,10 +610,22 @@ class RoomMember:
             self.events.emit("peer_track_identified", peer.sid, track_id, track)
 
     async def _add_candidate(self, peer: RemotePeer, data: dict[str, Any]) -> None:
-        """A trickled candidate (aiortc sends none, other clients may): apply it."""
+        """A trickled candidate (aiortc sends none, other clients may): apply it.
+
+        A candidate that comes before its description is applied waits for it (aiortc drops
+        one added with no remote description, ``rtcpeerconnection.py`` addIceCandidate): the
+        offer's (inbound) or the answer's (outbound) application holds the lock it takes.
+        """
+        if not data.get("candidate"):
+            return
         # "dir" is the sender's view: its outbound connection is our inbound one.
-        pc = peer.inbound if data.get("dir", "out") == "out" else peer.outbound
-        if pc is None or not data.get("candidate"):
+        inbound = data.get("dir", "out") == "out"
+        pc = peer.inbound if inbound else peer.outbound
+        if pc is None or pc.remoteDescription is None:
+            async with peer.inbound_lock if inbound else peer.outbound_lock:
+                pc = peer.inbound if inbound else peer.outbound
+        if pc is None or pc.remoteDescription is None or pc.signalingState == "closed":
+            log.warning("%s: a candidate from %s with no description to join", self.name, peer.sid)
             return
         candidate = candidate_from_sdp(data["candidate"].removeprefix("candidate:"))
         candidate.sdpMid = data.get("sdpMid")
