@@ -41,6 +41,7 @@ import socket
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
+from urllib.parse import urlsplit
 
 from squall.clock import LoopClock, Timer
 from squall.faults import FaultEvent, ProxyServer
@@ -92,7 +93,8 @@ class Run:
         self.sc: m.Scenario = loaded.scenario
         self.client_spec = client
         self.profile = profile(client)
-        self.timescale = timescale or self.sc.timescale
+        # a client whose own timers cannot keep up runs at its floor (Profile.min_timescale)
+        self.timescale = timescale or max(self.sc.timescale, self.profile.min_timescale or 0.0)
         # The client's answers cross real sockets: the simulator's deadlines for them are
         # never shorter than GRACE real seconds (or their own protocol duration, if less).
         self.clock = LoopClock(self.timescale, deadline_floor=GRACE)
@@ -223,7 +225,8 @@ class Run:
         self.endpoints["dead"] = free_dead_url()
         if sc.network.proxy:
             self.proxy = ProxyServer(port=0, clock=self.clock, seed=sc.seed, on_event=self._fault)
-            upstream = self.sim.urls[0].removeprefix("ws://").rstrip("/")
+            # host:port, whatever the scheme (a Socket.IO dialect's URL is http://)
+            upstream = urlsplit(self.sim.urls[0]).netloc
             proxy = await self.proxy.collection.create(
                 {"name": "main", "listen": "127.0.0.1:0", "upstream": upstream}
             )

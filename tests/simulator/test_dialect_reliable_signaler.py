@@ -118,6 +118,66 @@ async def test_v3_connects_unasked_and_keeps_answers_and_broadcasts(sim: Simulat
         assert sim.dialect.listed("room-1") is None  # type: ignore[attr-defined]
 
 
+def _frames(sim: Simulator, conn: str | None = None) -> list[tuple[str, str, str]]:
+    """(direction, connection, text) of every frame recorded, in transcript order."""
+    return [
+        (r["dir"], r["conn"], r["text"])
+        for r in sim.core.transcript.records
+        if r["kind"] == "frame" and (conn is None or r["conn"] == conn)
+    ]
+
+
+async def test_a_waiting_ask_is_answered_after_the_keep_that_wakes_it(sim: Simulator) -> None:
+    """The transcript shows the cause first: keep-in-server in, then the asker's ack out."""
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(DEADLINE)) as http:
+        owner, asker = Poller(http, sim.url), Poller(http, sim.url)
+        await owner.open(token="alice")
+        await asker.open(token="bob")
+        for p in (owner, asker):
+            assert await p.next() == "40"
+        assert await asker.send('425["get-session-info","r1"]') == 200
+        await sim.core.transcript.wait_for(
+            lambda r: r["kind"] == "frame" and r.get("type") == "get-session-info", DEADLINE
+        )
+        assert await owner.send('426["keep-in-server","r1"]') == 200
+        assert await asker.next() == '435["r1"]'
+        order = [f for f in _frames(sim) if f[2] in ('26["keep-in-server","r1"]', '35["r1"]')]
+        assert order == [("in", "c1", '26["keep-in-server","r1"]'), ("out", "c2", '35["r1"]')]
+
+
+async def test_a_socket_that_asked_and_then_keeps_the_room_is_answered(sim: Simulator) -> None:
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(DEADLINE)) as http:
+        solo = Poller(http, sim.url)
+        await solo.open(token="alice")
+        assert await solo.next() == "40"
+        assert await solo.send('421["get-session-info",9]', '422["keep-in-server",9]') == 200
+        assert {await solo.next(), await solo.next()} == {"432[]", "431[9]"}
+
+
+async def test_two_sockets_of_one_user_are_two_members(sim: Simulator) -> None:
+    """The core would take a user's second socket for the first one reconnecting (same
+    permanent id) and move the membership: the real server keeps both sockets apart."""
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(DEADLINE)) as http:
+        laptop, phone, bob = (Poller(http, sim.url) for _ in range(3))
+        await laptop.open(token="alice")
+        await phone.open(token="alice")
+        await bob.open(token="bob")
+        for p in (laptop, phone, bob):
+            assert await p.next() == "40"
+        assert await phone.send('421["get-session-info","r"]') == 200  # waits, as alice
+        assert await laptop.send('422["keep-in-server","r"]') == 200  # alice again
+        assert await laptop.next() == "432[]"
+        assert await phone.next() == '431["r"]'
+        room = sim.core.rooms["r"]
+        assert sorted(room.members) == ["c1", "c2"]
+        assert sorted(m.permanent_id for m in room.members.values()) == ["alice", "alice#c1"]
+        # the phone goes: the laptop kept the room, so it is still listed
+        assert await phone.send("41") == 200
+        assert await bob.send('423["get-session-info","r"]') == 200
+        assert await bob.next() == '433["r"]'
+        assert sorted(sim.core.rooms["r"].members) == ["c1", "c3"]
+
+
 async def test_v3_bad_input_is_answered_and_the_bystander_keeps_working(sim: Simulator) -> None:
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(DEADLINE)) as http:
         bad, bystander = Poller(http, sim.url), Poller(http, sim.url)

@@ -52,13 +52,16 @@ from . import RFC6455_CLOSE_CODES
 NAMESPACE = "/"
 KEEP, ASK, MESSAGE, KEEP_SESSION = "keep-in-server", "get-session-info", "message", "keep-session"
 ERROR_EVENT = "squall-error"
+#: the Relay kind that wakes the askers of a room just kept (no client can send it)
+ROOM_KEPT = "squall:room-kept"
 #: socket.io 2's answer to a CONNECT for a namespace it does not have (lib/client.js)
 INVALID_NAMESPACE = "Invalid namespace"
 
 
 @dataclass(frozen=True, slots=True)
 class RoomKept:
-    """A room someone asked for is kept now: the asker's wire answers its waiting acks."""
+    """A room someone asked for is kept now: the asker's wire answers its waiting acks
+    (carried to other sockets as a :data:`ROOM_KEPT` relay in the core room)."""
 
     room: str
     value: Any
@@ -152,10 +155,15 @@ class ReliableSignalerWire(wire.NamespaceWire):
 
     def _keep(self, room: str, value: Any, ack: int | None) -> Inbound:
         self.kept = room
-        self._rs.keep(room, value, self)
-        join = self._join(room)
+        others_wait = self._rs.keep(room, value, self)
+        # The askers waiting are answered through the core room they joined, so their acks
+        # follow this frame in the transcript (answered here, they would come before it).
+        items: tuple[ops.Join | ops.Relay, ...] = self._join(room)
+        if others_wait:
+            items = (*items, ops.Relay(room, ROOM_KEPT, value))
         acked = wire.ack(NAMESPACE, ack) if ack is not None else ()
-        return Inbound(KEEP, join, frames=acked)
+        own = self._answer_asks(RoomKept(room, value))  # this socket asked for it itself
+        return Inbound(KEEP, items, frames=(*acked, *own))
 
     def _ask(self, room: str, ack: int) -> Inbound:
         join = self._join(room)
@@ -167,8 +175,20 @@ class ReliableSignalerWire(wire.NamespaceWire):
         return Inbound(ASK, join)
 
     def _join(self, room: str) -> tuple[ops.Join, ...]:
-        conn = self._rs.core.connections.get(self.sid)
-        return () if conn is None or room in conn.rooms else (ops.Join(room),)
+        """Join the core room; a user's second socket in it gets a permanent id of its own.
+
+        The real server knows sockets, not users: under the user's name alone the core would
+        take the second socket for the first one reconnecting and move the membership."""
+        core = self._rs.core
+        conn = core.connections.get(self.sid)
+        if conn is None or room in conn.rooms:
+            return ()
+        user = conn.permanent_id or (conn.session.user if conn.session else self.sid)
+        kept = core.rooms.get(room)
+        taken = kept is not None and any(
+            m.permanent_id == user and m.sid != self.sid for m in kept.members.values()
+        )
+        return (ops.Join(room, permanent_id=f"{user}#{self.sid}" if taken else None),)
 
     def _message(self, message: Any) -> Inbound:
         if self._rs.options["message_scope"] == "room":
@@ -196,8 +216,8 @@ class ReliableSignalerWire(wire.NamespaceWire):
             case ev.AuthFailed():
                 text = f"{event.reason}: {event.message}"
                 return wire.connect_error(NAMESPACE, text if self.v3 else {"message": text})
-            case RoomKept():
-                return self._answer_asks(event)
+            case ev.Relayed() if event.kind == ROOM_KEPT:
+                return self._answer_asks(RoomKept(event.room, event.data))
             case ev.Relayed() if event.kind == MESSAGE:
                 return self._emit(MESSAGE, event.data)
             case ev.Rejected():
@@ -297,18 +317,16 @@ class ReliableSignalerDialect(Dialect):
             return None
         return entry
 
-    def keep(self, room: str, value: Any, keeper: ReliableSignalerWire) -> None:
+    def keep(self, room: str, value: Any, keeper: ReliableSignalerWire) -> bool:
+        """Keep ``room``; True when other sockets wait for it (the keeper wakes them)."""
         entry = self.listed(room)
         if entry is None:
             entry = self.kept[room] = KeptRoom(value)
         entry.value = value  # ``listOfRooms[roomid] = roomid``: the last keeper's value
         entry.keepers = {s: w for s, w in entry.keepers.items() if not self._gone(s, w)}
         entry.keepers[keeper.sid] = keeper
-        for sid in sorted(self.waiting.pop(room, ())):
-            conn = self.core.connections.get(sid)
-            if conn is not None:
-                # a dialect-own event: only this dialect's wire encodes it
-                self.core.emit(conn, RoomKept(room, value))
+        waiting = self.waiting.pop(room, set())
+        return any(sid != keeper.sid and sid in self.core.connections for sid in waiting)
 
     def wait(self, room: str, sid: str) -> None:
         self.waiting.setdefault(room, set()).add(sid)
