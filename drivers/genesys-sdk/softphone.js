@@ -8,8 +8,10 @@
  * genesys-cloud-webrtc-sdk does on top of the streaming client): proceed, add a microphone
  * track (a tone from RTCAudioSource), accept, count what it hears (RTCAudioSink).
  *
- * v19 only: v14 answers a propose the same way but then expects standard Jingle, not
- * genesys-webrtc (docs/dialects/genesys.md, "Softphone").
+ * Both SDKs: the jingle-message part (propose, proceed, reject, retract: v14 webrtc.js:224-317,
+ * v19 the same API). Media is v19's only: v14 proceeds, then expects a standard Jingle
+ * session-initiate (urn:xmpp:jingle:1), not a genesys-webrtc offer, which it does not read
+ * (docs/dialects/genesys.md, "Softphone").
  *
  * Events: softphone.proposed {sessionId, conversationId, sessionType, autoAnswer, fromJid},
  * softphone.retracted {sessionId}, softphone.handled {sessionId}, softphone.answered {sessionId},
@@ -72,7 +74,7 @@ function attach(driver, client, sdk) {
   state.driver = driver;
   state.client = client;
   const phone = client.webrtcSessions;
-  if (!phone || sdk !== '19') return;
+  if (!phone) return;
   phone.on('requestIncomingRtcSession', (p) => {
     state.pending.set(p.sessionId, p);
     driver.event('softphone.proposed', info(p));
@@ -86,6 +88,12 @@ function attach(driver, client, sdk) {
   phone.on('handledIncomingRtcSession', (sessionId) => driver.event('softphone.handled', { sessionId }));
   phone.on('rtcSessionError', (message) => driver.event('softphone.error', { message: String(message) }));
   phone.on('incomingRtcSession', (session) => {
+    if (sdk !== '19') {
+      // v14's incoming session is a standard Jingle one (stanza's jingle, webrtc.js:247-248):
+      // it never comes from a genesys-webrtc offer, which v14 does not read
+      driver.event('softphone.error', { message: 'v14: a Jingle session, not answered by this driver', sessionId: session.sid || null });
+      return;
+    }
     answer(session).catch((err) => driver.event('softphone.error', { message: err.message, sessionId: session.id }));
   });
 }

@@ -53,6 +53,7 @@ BUILTIN_PACKS: tuple[str, ...] = (
     "squall.conformance.expect",
     "squall.conformance.steps_webrtc",
     "squall.conformance.steps_crowd",
+    "squall.conformance.steps_softphone",
 )
 """The packs squall ships, in the order their steps appear (in the schema, in errors)."""
 
