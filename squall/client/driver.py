@@ -136,6 +136,9 @@ class Driver:
         else:
             payload = data
         self.write({"event": event, "data": payload, "t": round(self.clock.now() - self.t0, 6)})
+        if isinstance(data, DrainRequest) and self.dialect == "genesys":
+            # the Genesys driver's words (drivers/genesys-sdk): the client library's callback
+            self._emit("drain_requested", {"source": "sdk", "standing": self.drain_answer})
         if isinstance(data, DrainRequest) and self.drain_answer != "none":
             self._answer(self.drain_answer)
 
@@ -146,6 +149,8 @@ class Driver:
             self.client.answer_drain(status)
         except NotConnected:
             return False
+        if self.dialect == "genesys":
+            self._emit("drain_answered", {"with": status})
         return True
 
     def _client(self) -> StreamingClient:
@@ -177,10 +182,12 @@ class Driver:
                 logging.getLogger(__name__).warning(
                     "%s options not used by the reference client: %s", self.dialect, ignored
                 )
+        if "timescale" in accepted:  # a wire whose server keeps real time (Engine.IO pings)
+            wire_options.setdefault("timescale", self.clock.timescale)
         if config.get("server") is not None:
             wire_options["server"] = config.pop("server")
         config.pop("server", None)
-        for name in ("mixer", "ringcentral", "genesys"):
+        for name in ("mixer", "ringcentral", "genesys", "rtccafe"):
             config.pop(name, None)
         policy = Policy().replace(**{**config, **self.overrides})
         self.client = StreamingClient(
@@ -333,6 +340,11 @@ class Driver:
     async def cmd_webrtc_enable(self, args: dict[str, Any]) -> Any:
         """Attach the WebRTC extension to this client; do it before ``join_room``."""
         if self.webrtc is None:
+            if self.dialect == "rtccafe":  # the extension reads reference frames (docs/webrtc.md)
+                raise CommandError(
+                    "the WebRTC extension signals over the reference protocol; RTCCafe sends"
+                    " track definitions and messages over WebRTC data channels, which it lacks"
+                )
             from .webrtc.driver import WebRTCDriver
 
             client = self._client()
@@ -410,7 +422,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--dialect",
         default="reference",
-        help="the wire the client speaks: reference (default), mixer, ringcentral",
+        help="the wire the client speaks: reference (default), mixer, ringcentral, rtccafe, "
+        "genesys",
     )
     broken = parser.add_argument_group("deliberately broken behaviours (for the conformance suite)")
     broken.add_argument("--no-resubscribe", action="store_true", help="never re-create topics")

@@ -36,6 +36,7 @@ from urllib.parse import urlsplit
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.asyncio.connection import broadcast
 from websockets.exceptions import ConnectionClosed, InvalidStatus
+from websockets.typing import Subprotocol
 
 from squall.clock import Clock, LoopClock, Timer
 
@@ -55,7 +56,7 @@ from .emitter import Emitter, Handler
 from .errors import ClientClosed, ConnectionFailed
 from .policy import Policy
 from .states import Status
-from .wire import ClientWire, Opening, PreludeFailed, client_wire
+from .wire import ClientWire, Job, Opening, PreludeFailed, SideChannel, client_wire
 
 log = logging.getLogger("squall.client")
 frames_log = logging.getLogger("squall.client.frames")
@@ -136,6 +137,9 @@ class StreamingClient:
         self._topic_handlers: dict[str, list[Handler]] = {}
         self._waiters: list[asyncio.Future[None]] = []
         self._closers: set[asyncio.Task[Any]] = set()
+        self._jobs: set[asyncio.Task[None]] = set()  # a SideChannel wire's requests in flight
+        wire = self.core.wire
+        self._side: SideChannel | None = wire if isinstance(wire, SideChannel) else None
         self._pumping = False
 
     # --- events -----------------------------------------------------------------------------------
@@ -203,6 +207,8 @@ class StreamingClient:
             await asyncio.gather(*tasks, return_exceptions=True)
         if self._closers:
             await asyncio.gather(*self._closers, return_exceptions=True)
+        for job in list(self._jobs):  # their answers have no socket to go to now
+            job.cancel()
 
     def _waiter(self) -> asyncio.Future[None]:
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
@@ -295,11 +301,44 @@ class StreamingClient:
             return  # the outer loop picks up what a handler queued
         self._pumping = True
         try:
-            while actions := self.core.actions():
+            while True:
+                self._do_aside()  # a wire's own replies go before the core's actions
+                actions = self.core.actions()
+                if not actions:
+                    break
                 for action in actions:
                     self._do(action)
         finally:
             self._pumping = False
+
+    def _do_aside(self) -> None:
+        """Send the frames a :class:`SideChannel` wire queued and start its requests."""
+        if self._side is None:
+            return
+        aside = self._side.take_aside()
+        conn = self.core.conn
+        ws = self._sockets.get(conn)
+        for frame in aside.frames:
+            if self.policy.debug:
+                frames_log.debug("out conn=%d %s", conn, frame.shown or frame.text)
+            if ws is not None:
+                broadcast([ws], frame.text)
+            self._emit("sent", {"type": frame.type, "text": frame.shown or frame.text})
+        for job in aside.jobs:
+            task = asyncio.ensure_future(self._run_job(conn, job))
+            self._jobs.add(task)
+            task.add_done_callback(self._jobs.discard)
+
+    async def _run_job(self, conn: int, job: Job) -> None:
+        try:
+            messages = await job()
+        except Exception as exc:  # a wire's job reports its own failures; this is a bug in one
+            log.warning("a %s wire request failed: %r", self.core.wire.name, exc)
+            return
+        now = self.clock.now()
+        for msg in messages:
+            self.core.receive_message(conn, msg, now)
+        self._pump()
 
     def _do(self, action: Any) -> None:
         if isinstance(action, Send):
@@ -339,6 +378,8 @@ class StreamingClient:
 
     def _emit(self, event: str, data: dict[str, Any]) -> None:
         if event == "connected":
+            if self._side is not None:
+                data = {**data, **self._side.describe()}
             self._settle_waiters(None)
         elif event == "closed":
             self._settle_waiters(self.core.final_error or ClientClosed("connect"))
@@ -374,6 +415,11 @@ class StreamingClient:
             if task is not None and not task.done():
                 task.cancel()  # still opening: stop the handshake
             return
+        if self._side is not None:  # frames written now reach the kernel before an abort
+            current = action.conn == self.core.conn
+            for frame in self._side.farewell(action.abort, current=current):
+                broadcast([ws], frame.text)
+                self._emit("sent", {"type": frame.type, "text": frame.shown or frame.text})
         if action.abort:
             ws.transport.abort()
             return
@@ -412,6 +458,7 @@ class StreamingClient:
                 url,
                 ssl=self._tls if secure else None,
                 additional_headers=opening.headers or None,
+                subprotocols=[Subprotocol(p) for p in opening.subprotocols] or None,
                 ping_interval=None,  # the protocol's own keepalive (§3)
                 compression=None,  # frames stay readable to frame-aware faults
                 proxy=None,

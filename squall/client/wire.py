@@ -7,15 +7,17 @@ when the dialect has no such frame: Mixer has no ``subscribe``) and each
 incoming frame into the reference messages it means. The reference wire is
 the identity. A wire may also need a step before the socket opens
 (RingCentral's wstoken over HTTP): :meth:`ClientWire.prelude`, run by the
-asyncio driver, since the core does no I/O.
+asyncio driver, since the core does no I/O; and a wire may speak on its own
+beside the core's messages (XMPP's stream negotiation, Genesys's HTTP
+subscriptions): :class:`SideChannel`.
 """
 
 from __future__ import annotations
 
 import ssl
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
 from squall.protocol import codec
@@ -32,6 +34,8 @@ class Opening:
     #: The client's verifying context for an https:// prelude (its ``ca_file``); None: the
     #: system's trust store. Never a context that does not verify.
     tls: ssl.SSLContext | None = None
+    #: WebSocket subprotocols to offer (RFC 7395's ``xmpp``); empty: none
+    subprotocols: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -45,6 +49,56 @@ class Outgoing:
     frames: Sequence[str | bytes] = ()
     answers: Sequence[m.Message] = ()
     shown: Sequence[str] = ()
+
+
+#: A request a wire makes beside the socket (Genesys's HTTP subscription API): awaited by the
+#: asyncio driver, its answer is the reference messages it means, fed to the core.
+Job = Callable[[], Awaitable[Sequence[m.Message]]]
+
+
+@dataclass(frozen=True)
+class SideFrame:
+    """A frame the wire sends by itself: ``type`` and ``shown`` are what ``sent`` shows."""
+
+    text: str
+    type: str
+    shown: str | None = None
+
+
+@dataclass(frozen=True)
+class Aside:
+    """What a :class:`SideChannel` wire queued since it was last asked."""
+
+    frames: Sequence[SideFrame] = ()
+    jobs: Sequence[Job] = ()
+
+
+@runtime_checkable
+class SideChannel(Protocol):
+    """A wire that also speaks on its own, beside the core's messages.
+
+    XMPP negotiates a stream before anything the core knows of (features, SASL, a re-opened
+    stream, resource bind): the wire answers those frames itself while :meth:`decode`
+    returns no message. Genesys subscribes over HTTP: :meth:`encode` queues the request and
+    answers later. The asyncio driver takes this after every event, before the core's own
+    actions (so a reply goes out before what the core does with the same frame), sends the
+    frames on the current socket and runs the jobs; a job's messages go to the socket it was
+    queued for, so the core ignores an answer that outlived its socket. ``opening`` starts
+    a new queue.
+    """
+
+    def take_aside(self) -> Aside: ...
+
+    def farewell(self, abort: bool, *, current: bool) -> Sequence[SideFrame]:
+        """What goes out before the client closes a socket itself (``abort``: the peer is
+        presumed dead): XMPP's ``<close/>``, after a stream error saying why. ``current`` is
+        False when the core has already opened the next socket (the close is of the one
+        before)."""
+        ...
+
+    def describe(self) -> dict[str, Any]:
+        """Dialect facts of the connection, added to ``connected`` (Genesys: its channel)."""
+        ...
 
 
 class PreludeFailed(Exception):
@@ -143,6 +197,8 @@ WIRES: dict[str, str] = {
     "reference": "squall.client.wire:ReferenceClientWire",
     "mixer": "squall.client.wires.mixer:MixerClientWire",
     "ringcentral": "squall.client.wires.ringcentral:RingCentralClientWire",
+    "genesys": "squall.client.wires.genesys:GenesysClientWire",
+    "rtccafe": "squall.client.wires.rtccafe:RTCCafeClientWire",
 }
 
 

@@ -5,9 +5,10 @@ this: JSON-line commands on the process's stdin, events and replies on its
 stdout. A :class:`ClientSpec` string says which program:
 
 - a name from :data:`PROFILES`: ``reference`` (``python -m squall.client.driver``),
-  ``reference-mixer`` / ``reference-ringcentral`` (the same client on another
-  dialect), ``mixer-sdk`` / ``ringcentral-sdk`` (the real npm SDKs through the node
-  drivers in ``drivers/``); each names the dialect its server must speak;
+  ``reference-mixer`` / ``reference-ringcentral`` / ``reference-rtccafe`` /
+  ``reference-genesys`` (the same client on another dialect), ``mixer-sdk`` /
+  ``ringcentral-sdk`` (the real npm SDKs through the node drivers in ``drivers/``); each
+  names the dialect its server must speak;
 - a name with extra flags: ``reference --no-resubscribe`` (the broken variants);
 - anything else: a command line, with ``{timescale}`` and ``{seed}`` substituted
   (both are also in the environment as ``SQUALL_TIMESCALE`` / ``SQUALL_SEED``),
@@ -95,6 +96,18 @@ PROFILES: dict[str, Profile] = {
             "ringcentral",
             (*_PY, "--dialect", "ringcentral"),
             "the reference client speaking RingCentral's WebSocket protocol",
+        ),
+        Profile(
+            "reference-rtccafe",
+            "rtccafe",
+            (*_PY, "--dialect", "rtccafe"),
+            "the reference client speaking RTCCafe's Socket.IO signalling (Engine.IO 4, WebSocket)",
+        ),
+        Profile(
+            "reference-genesys",
+            "genesys",
+            (*_PY, "--dialect", "genesys"),
+            "the reference client speaking Genesys Cloud streaming (XMPP over WebSocket)",
         ),
         Profile(
             "mixer-sdk",

@@ -40,8 +40,8 @@ import asyncio
 import socket
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any
-from urllib.parse import urlsplit
+from typing import Any, cast
+from urllib.parse import urlsplit, urlunsplit
 
 from squall.clock import LoopClock, Timer
 from squall.faults import FaultEvent, ProxyServer
@@ -68,6 +68,25 @@ from .template import Templates
 from .verdicts import Blame, Failure, Result, StepResult, StepStatus, Verdict
 
 
+class ExternalServer:
+    """Stands in for the simulator when a run targets a server squall does not run
+    (``Run(server_url=...)``): it has no control plane, so every ``server.*`` step and
+    every ``expect.server`` on it is UNIMPLEMENTED, with the reason, never a fake pass."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.urls = [url]
+        self.http_url = None
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("__"):
+            raise AttributeError(name)
+        raise unimplemented(
+            f"squall's control plane ({name})",
+            f"the run targets the external server {self.url}, which has none",
+        )
+
+
 def free_dead_url() -> str:
     """A ws:// URL on a port nothing listens on: bound, then closed."""
     with socket.socket() as s:
@@ -87,8 +106,11 @@ class Run:
         timescale: float | None = None,
         on_step: Callable[[StepResult], None] | None = None,
         secrets: Secrets | None = None,
+        server_url: str | None = None,
     ) -> None:
-        """``secrets``: a registry that also receives every secret this run learns."""
+        """``secrets``: a registry that also receives every secret this run learns.
+        ``server_url``: run against that server (a real backend the caller started) instead
+        of a simulator; the steps that need squall's control plane are UNIMPLEMENTED."""
         self.loaded = loaded
         self.sc: m.Scenario = loaded.scenario
         self.client_spec = client
@@ -102,6 +124,7 @@ class Run:
         self.templates = Templates(dict(self.sc.vars), self.sc.seed)
         self.records: list[dict[str, Any]] = []
         self.sim: Simulator | None = None
+        self.server_url = server_url
         self.proxy: ProxyServer | None = None
         self.drivers: dict[str, DriverProcess] = {}
         self.events: dict[str, list[dict[str, Any]]] = {n: [] for n in self.sc.clients}
@@ -207,6 +230,9 @@ class Run:
                 f"a server speaking one of: {', '.join(sc.dialects)}",
                 f"client {self.profile.name} speaks {dialect}: this behaviour is not part of it",
             )
+        if self.server_url is not None:
+            await self._start_external(self.server_url)
+            return
         self.sim = Simulator(
             clock=self.clock,
             config=config,
@@ -235,6 +261,28 @@ class Run:
                 self.sim.dialect.reached_through(self.endpoints["proxy"])
         await asyncio.gather(*(self._spawn(name) for name in sc.clients))
 
+    async def _start_external(self, url: str) -> None:
+        """The scenario's clients against ``url``: no simulator, no control plane."""
+        # Steps reach the simulator through RunContext.sim; the stand-in says UNIMPLEMENTED.
+        self.sim = cast("Simulator", ExternalServer(url))
+        self.endpoints["server"] = url
+        self.endpoints["dead"] = free_dead_url()
+        if self.sc.network.endpoints != 1:
+            raise unimplemented(
+                f"{self.sc.network.endpoints} server endpoints",
+                f"the run targets the one external server {url}",
+            )
+        if self.sc.network.proxy:  # the faults sit in front of the external server too
+            parts = urlsplit(url)
+            self.proxy = ProxyServer(
+                port=0, clock=self.clock, seed=self.sc.seed, on_event=self._fault
+            )
+            proxy = await self.proxy.collection.create(
+                {"name": "main", "listen": "127.0.0.1:0", "upstream": parts.netloc}
+            )
+            self.endpoints["proxy"] = urlunsplit(parts._replace(netloc=str(proxy.listen)))
+        await asyncio.gather(*(self._spawn(name) for name in self.sc.clients))
+
     async def _spawn(self, name: str) -> None:
         try:
             argv = command_line(self.client_spec, timescale=self.timescale, seed=self.sc.seed)
@@ -260,7 +308,7 @@ class Run:
             args["jwt"] = spec.jwt
         if spec.user is not None:
             args["user"] = spec.user
-        if self.sim is not None and self.sim.http_url is not None:
+        if self.sim is not None and self.server_url is None and self.sim.http_url is not None:
             args["server"] = self.sim.http_url  # the dialect's HTTP prelude (a token endpoint)
         args.update(self.templates.render(spec.policy.model_dump(exclude_unset=True)))
         await self.ctx.command(name, "configure", args, wait=True)
@@ -284,7 +332,7 @@ class Run:
                 self.result.notes.append(f"stopping client {name}: {res!r}")
         if self.proxy is not None:
             await self.proxy.stop()
-        if self.sim is not None:
+        if self.sim is not None and self.server_url is None:
             await self.sim.stop()
 
     # --- running -------------------------------------------------------------------------------
