@@ -114,9 +114,11 @@ class Driver {
    * commands: {name: async (args) => result}; `quit` is added (it calls `quit` then exits 0).
    * argv/env default to the process's; --seed N (or SQUALL_SEED) seeds Math.random.
    */
-  constructor({ name, commands, quit, argv = process.argv.slice(2), env = process.env }) {
+  constructor({ name, commands, behaviours = [], quit, argv = process.argv.slice(2), env = process.env }) {
     this.name = name;
     this.commands = { ...commands };
+    // what the client does that no command shows (a scenario `requires:` it, docs/driver.md)
+    this.behaviours = [...behaviours];
     this.quitHook = quit || (async () => undefined);
     this.timescale = timescale;
     this.debugOn = argv.includes('--debug') || Boolean(env.SQUALL_DEBUG);
@@ -274,7 +276,7 @@ class Driver {
       if (reason instanceof Error) data.stack = redactText(reason.stack);
       this.write({ event: 'sdk.unhandled_rejection', data, t: this.now() });
     });
-    this.write({ event: 'driver_ready', data: { commands: this.commandNames(), timescale: this.timescale, seed: this.seed }, t: 0 });
+    this.write({ event: 'driver_ready', data: { commands: this.commandNames(), behaviours: this.behaviours, timescale: this.timescale, seed: this.seed }, t: 0 });
     const rl = readline.createInterface({ input: process.stdin, crlfDelay: Infinity });
     rl.on('line', (line) => { if (line.trim()) this.run(line); });
     rl.on('close', () => { this.quit(null); });

@@ -100,9 +100,14 @@ const handlers = new Map(); // topic -> handler given to subscribe
 // channel at the cxfr iq: connection-transfer.js:12-17), so a scenario that `requires:
 // [answer_drain]` (a deferred drain) is UNIMPLEMENTED for v19 rather than judged on a no-op
 const drainCommands = SDK === '14' ? { answer_drain: answerDrain } : {};
+// What each generation does that no command shows: v19 answers the cxfr iq on a new channel
+// (connection-transfer.js:12-17) and keeps alive by server pings (client.js:521-541); v14 does
+// neither (reconnector.js:75-95, ping.js), so the scenarios of those behaviours are not its
+const BEHAVIOURS = SDK === '19' ? ['drain:new_channel', 'keepalive:server_pings'] : [];
 const driver = new Driver({
   name: `genesys-sdk-${SDK}`,
   commands: { configure, connect, disconnect, reconnect, subscribe, unsubscribe, ...drainCommands, status, ...softphone.commands },
+  behaviours: BEHAVIOURS,
   quit: () => disconnect(),
 });
 

@@ -465,7 +465,9 @@ async def serve(
         secrets=secrets,
     )
     tasks: set[asyncio.Task[None]] = set()
-    driver.write({"event": "driver_ready", "data": {"commands": list(COMMANDS)}, "t": 0.0})
+    behaviours = list(getattr(client_wire(ns.dialect), "behaviours", ()))
+    ready = {"commands": list(COMMANDS), "behaviours": behaviours}
+    driver.write({"event": "driver_ready", "data": ready, "t": 0.0})
     lines = _read_lines(stdin)
     stop = asyncio.ensure_future(driver.done.wait())
     while not driver.done.is_set():

@@ -300,6 +300,7 @@ class DriverProcess:
         self.secrets = secrets if secrets is not None else KEYS_ONLY
         self.proc: subprocess.Popen[str] | None = None
         self.commands: list[str] = []
+        self.behaviours: list[str] = []
         self.stderr: collections.deque[str] = collections.deque(maxlen=40)
         self.stderr_head: list[str] = []  # the first lines, where node puts the key one
         self.stderr_lines = 0
@@ -407,6 +408,8 @@ class DriverProcess:
         if obj.get("event") == "driver_ready" and self._ready is not None:
             if not self._ready.done():
                 data = obj.get("data") or {}
+                # behaviours no command shows (docs/driver.md): what `requires:` may name too
+                self.behaviours = [str(b) for b in data.get("behaviours") or []]
                 self._ready.set_result(list(data.get("commands") or []))
             return
         if "reply" in obj:

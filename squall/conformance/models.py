@@ -155,7 +155,10 @@ class Scenario(Model):
     )
     requires: list[str] = Field(
         default_factory=list,
-        description="driver commands the client must implement, else UNIMPLEMENTED",
+        description=(
+            "driver commands the client must implement, or behaviours its driver_ready "
+            "declares (drain:new_channel), else UNIMPLEMENTED"
+        ),
     )
     dialects: list[str] = Field(
         default_factory=lambda: ["reference"],

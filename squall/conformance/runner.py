@@ -355,7 +355,10 @@ class Run:
         try:
             await self._start()
             missing = [
-                c for d in self.drivers.values() for c in self.sc.requires if c not in d.commands
+                c
+                for d in self.drivers.values()
+                for c in self.sc.requires
+                if c not in d.commands and c not in d.behaviours
             ]
             if missing:
                 raise unimplemented(

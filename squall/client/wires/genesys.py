@@ -147,6 +147,10 @@ class GenesysClientWire:
     (14 s), ``prelude_timeout`` (10 real seconds per request).
     """
 
+    #: what the driver declares (docs/driver.md, ``behaviours``): v19's server pings, which it
+    #: subscribes to by default; not v19's new-channel drain (see docs/dialects/genesys.md)
+    behaviours = ("keepalive:server_pings",)
+
     name = "genesys"
 
     def __init__(
