@@ -14,8 +14,15 @@ event loop. Figures, each beside a baseline measured the same way in this run:
    peak reconnects per 100 ms of protocol time, its share of the herd, what the
    policy predicts, and whether it synchronises the herd.
 
-Run: ``.venv/bin/python bench/bench_herd.py [--clients 10000]``. Prints a table, then one
-JSON line with every figure. Exit status 1 if a storm lost a session or a notification.
+``--scenarios`` instead runs ``scenarios/herd/`` through the scenario runner (simulator,
+crowd and runner in this process, as ``pytest`` runs them) and prints, per scenario, the
+figures ``expect.crowd`` recorded; and, as the baseline of the runner's own cost, the
+Genesys v19 drop storm once more with every crowd member's server records kept in the
+transcript (``recorded: N``: what the runner did before it muted a crowd), as a ratio.
+
+Run: ``.venv/bin/python bench/bench_herd.py [--clients 10000] [--scenarios]``. Prints a
+table, then one JSON line with every figure. Exit status 1 if a storm lost a session or a
+notification.
 """
 
 from __future__ import annotations
@@ -172,6 +179,80 @@ async def herd(n: int, policy: Any, timescale: float) -> dict[str, Any]:
     }
 
 
+def scenario_runs(n: int) -> int:
+    """The herd scenarios through the runner at ``n`` clients, and the runner's baselines."""
+    from pathlib import Path
+
+    import squall.crowd.crowd as crowd_module
+    from squall.conformance.loader import load_file, parse
+    from squall.conformance.runner import run_sync
+    from squall.conformance.steps_crowd import SIZE_ENV
+
+    def timed(loaded: Any) -> tuple[Any, float]:
+        t = time.perf_counter()
+        result = run_sync(loaded)
+        return result, time.perf_counter() - t  # sealing included (Result.wall leaves it out)
+
+    os.environ[SIZE_ENV] = str(n)
+    herd = Path(__file__).resolve().parents[1] / "scenarios" / "herd"
+    rows = []
+    for path in sorted(herd.glob("*.yaml")):
+        result, wall = timed(load_file(path))
+        storms = [r for r in result.transcript if r["kind"] == "crowd" and r.get("op") == "storm"]
+        s = storms[-1] if storms else {}
+        rows.append({"scenario": path.stem, "verdict": result.verdict.value, "wall": wall, **s})
+    path = herd / "drop_genesys_v19.yaml"
+    text = path.read_text(encoding="utf-8").replace(
+        "crowd.start: {", f"crowd.start: {{recorded: {n}, "
+    )
+    whole, whole_wall = timed(parse(text, str(path)))
+    # as it was before: every record kept, and network timers floored at the clock's 3 s
+    kept = crowd_module.NETWORK_FLOOR_PER_CLIENT, crowd_module.NETWORK_TIMERS
+    crowd_module.NETWORK_FLOOR_PER_CLIENT = 0.0
+    crowd_module.NETWORK_TIMERS = frozenset({"open", "pong"})
+    try:
+        before, before_wall = timed(parse(text, str(path)))
+    finally:
+        crowd_module.NETWORK_FLOOR_PER_CLIENT, crowd_module.NETWORK_TIMERS = kept
+    muted = next(r for r in rows if r["scenario"] == "drop_genesys_v19")
+
+    def lost(r: dict[str, Any]) -> int:
+        return int(r.get("never_back", 0)) + int(r.get("recovery_failed", 0))
+
+    print(f"{n} clients per crowd, through the scenario runner (one process)")
+    print(
+        "  scenario            verdict     peak/100ms  share  predicted  spread s  99% back s"
+        "  recovered  lost  exactly once  wall s"
+    )
+    ok = True
+    for r in rows:
+        ok &= r["verdict"] in ("OK", "NON-STRICT")
+        print(
+            f"  {r['scenario']:<19} {r['verdict']:<11} {r.get('peak_per_100ms', 0):6d}"
+            f" {r.get('peak_share', 0):7.1%} {r.get('expected_peak_share', 0):8.0%}"
+            f" {r.get('expected_spread', 0):9.2f} {r.get('back_p99') or float('nan'):10.2f}"
+            f" {r.get('recovered', 0):10d} {lost(r):5d}"
+            f"  {r.get('exactly_once')!s:<12} {r['wall']:6.1f}"
+        )
+    print(f"  drop_genesys_v19 above: {muted['wall']:.1f} s; baselines, this run:")
+    for label, result, wall in (
+        ("every member's records kept", whole, whole_wall),
+        ("... and network timers floored at 3 s", before, before_wall),
+    ):
+        print(
+            f"    {label:<40} {wall:6.1f} s ({wall / muted['wall']:.2f}x),"
+            f" {result.verdict.value}, {len(result.transcript)} records"
+        )
+        if result.headline():
+            print(f"      {result.headline()[:200]}")
+    summary = [
+        {k: v for k, v in r.items() if k not in ("histogram", "delivery_problems")} for r in rows
+    ]
+    figures = {"recorded_wall": whole_wall, "before_wall": before_wall}
+    print(json.dumps({"clients": n, "scenarios": summary, **figures}, default=str))
+    return 0 if ok else 1
+
+
 async def main(args: argparse.Namespace) -> int:
     raise_fd_limit()
     n = args.clients
@@ -213,7 +294,10 @@ if __name__ == "__main__":
     )
     parser.add_argument("--timescale", type=float, default=0.1)
     parser.add_argument("--serve", choices=("sim", "bare"))
+    parser.add_argument("--scenarios", action="store_true", help="the herd scenarios instead")
     args = parser.parse_args()
+    if args.scenarios:
+        sys.exit(scenario_runs(args.clients))
     if args.serve:
         asyncio.run(serve(args.serve, args.timescale))
     else:

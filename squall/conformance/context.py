@@ -27,7 +27,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import inspect
-from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from squall.clock import LoopClock
@@ -310,6 +310,12 @@ class RunContext:
         """Append one record to the transcript (scrubbed of the run's secrets); it wakes
         every :meth:`until`. ``src``: ``runner``, ``client:NAME``, ``peer:NAME``, ..."""
         return self._run.record(src, kind, **fields)
+
+    def mute_users(self, users: Iterable[str]) -> None:
+        """Leave these users' server records out of the transcript from now on (a crowd's
+        thousands: docs/herd.md); the ``end`` record counts what was left out (``muted``),
+        so nothing goes unsaid."""
+        self._run.muted.users.update(users)
 
     @property
     def templates(self) -> Templates:

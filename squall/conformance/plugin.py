@@ -103,6 +103,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=None,
         help="override every scenario's timescale (real seconds per protocol second)",
     )
+    group.addoption(
+        "--herd-size",
+        type=int,
+        default=None,
+        metavar="N",
+        help="clients in every crowd of a herd scenario (sets $SQUALL_HERD_SIZE; "
+        "tests/crowd runs 1,000 by default, 10,000 is the large run: docs/herd.md)",
+    )
     group.addoption("--squall-json", metavar="PATH", help="write the verdict matrix as JSON")
     group.addoption("--squall-html", metavar="DIR", help="write the static HTML report")
 
@@ -112,6 +120,13 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[_WHY_NONE] = []
     config.stash[_STARTED] = {}
     config.addinivalue_line("markers", "squall_scenario: a YAML conformance scenario")
+    herd = config.getoption("herd_size", None)
+    if herd is not None:  # read by the crowd steps, in this process and in any it starts
+        import os
+
+        from .steps_crowd import SIZE_ENV
+
+        os.environ[SIZE_ENV] = str(herd)
 
 
 _RESULTS = pytest.StashKey[list[dict[str, Any]]]()
@@ -561,6 +576,10 @@ def _allure(result: Result, loaded: Loaded) -> None:
     allure.dynamic.label("verdict", result.verdict.value)
     for ref in dict.fromkeys(sc.spec):
         allure.dynamic.label("spec", ref)
+    attached: dict[Any, list[dict[str, Any]]] = {}  # step index -> its attachment records
+    for rec in result.transcript:
+        if rec.get("kind") == "attachment":
+            attached.setdefault(rec.get("step"), []).append(rec)
     for step in result.steps:
         message = clean.scrub_text(step.message)
         exc = _allure_outcome(step.status.value, message)
@@ -568,6 +587,8 @@ def _allure(result: Result, loaded: Loaded) -> None:
         context.__enter__()
         if step.status.value in ("missed", "late") and message:
             allure.attach(message, step.status.value, allure.attachment_type.TEXT)
+        for rec in attached.pop(step.index, []):
+            _allure_attach(allure, rec, clean)
         # Ended by hand, not by raising: a raise would put this file first in the trace.
         trace = (
             _yaml_trace(str(loaded.path), step.line, step.name, exc)
@@ -577,8 +598,22 @@ def _allure(result: Result, loaded: Loaded) -> None:
         context.__exit__(type(exc) if exc else None, exc, trace)
     # JSON lines are not one JSON document: Allure's JSON viewer would reject them, its
     # text viewer shows them; the file keeps its .jsonl name.
+    for rec in (r for recs in attached.values() for r in recs):  # a step's that did not run
+        _allure_attach(allure, rec, clean)
     allure.attach(transcript_jsonl(result), "transcript.jsonl", "text/plain", "jsonl")
     allure.attach(sequence_svg(result), "sequence.svg", allure.attachment_type.SVG)
+
+
+def _allure_attach(allure: Any, rec: dict[str, Any], clean: Any) -> None:
+    """An ``attachment`` record (a herd's reconnect histogram, docs/herd.md) as an Allure
+    attachment: an SVG as one (AttachmentType.SVG), anything else as text."""
+    kind = (
+        allure.attachment_type.SVG
+        if rec.get("mime") == "image/svg+xml"
+        else allure.attachment_type.TEXT
+    )
+    name = clean.scrub_text(str(rec.get("name") or "attachment"))
+    allure.attach(clean.scrub_text(str(rec.get("content") or "")), name, kind)
 
 
 def _allure_outcome(status: str, message: str) -> BaseException | None:

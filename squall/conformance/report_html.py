@@ -215,7 +215,7 @@ def run_page(
     facts.append(meta_line(meta))
     failure = _failure(r)
     notes = "".join(f"<p>note: {_e(n)}</p>" for n in r.get("notes") or [])
-    steps = _steps(r)
+    steps = _steps(r, records or [])
     if records is None:
         sequence = "<p>No transcript: the run's transcript file was not found.</p>"
         transcript = ""
@@ -272,8 +272,12 @@ def _failure(r: Mapping[str, Any]) -> str:
     return f'<div class="{css}"><h2>{where}</h2>{head}<dl>{body}</dl>{around}</div>'
 
 
-def _steps(r: Mapping[str, Any]) -> str:
+def _steps(r: Mapping[str, Any], records: list[dict[str, Any]]) -> str:
     failed = (r.get("failure") or {}).get("step")
+    figures: dict[Any, list[str]] = {}  # step index (None: no step) -> its attachments, drawn
+    for rec in records:
+        if rec.get("kind") == "attachment":
+            figures.setdefault(rec.get("step"), []).append(attachment_html(rec))
     out = []
     for s in r.get("steps") or []:
         status = str(s.get("status", "skipped"))
@@ -288,7 +292,54 @@ def _steps(r: Mapping[str, Any]) -> str:
             f"<td>{'' if started is None else f'{started:.2f} s'}</td><td>{took}</td>"
             f"<td>{_e(s.get('message') or '')}</td></tr>"
         )
+        out.extend(_figure_row(f) for f in figures.pop(s.get("index"), []))
+    out.extend(_figure_row(f) for shown in figures.values() for f in shown)
     return "\n".join(out) or '<tr><td colspan="7">no steps recorded</td></tr>'
+
+
+def _figure_row(figure: str) -> str:
+    return f'<tr class="attachment"><td></td><td colspan="6">{figure}</td></tr>'
+
+
+#: What an attached SVG may hold to be drawn inline: squall's own charts use no more.
+SVG_ELEMENTS = frozenset({"svg", "g", "rect", "line", "polyline", "path", "text", "tspan", "title"})
+
+
+def attachment_html(rec: Mapping[str, Any]) -> str:
+    """An ``attachment`` record (``name``, ``mime``, ``title``, ``content``) as a figure: an
+    SVG inline, when it holds nothing but drawing (no script, handler, link or foreign
+    content), else as an image, where nothing it holds can run; other types as text."""
+    name, title = str(rec.get("name") or "attachment"), str(rec.get("title") or "")
+    content = str(rec.get("content") or "")
+    caption = f"<figcaption>{_e(title or name)} <small class=mono>{_e(name)}</small></figcaption>"
+    if rec.get("mime") == "image/svg+xml":
+        body = content if _plain_svg(content) else _svg_image(content, title or name)
+    else:
+        body = f"<pre>{_e(content)}</pre>"
+    return f'<figure class="attachment" data-name="{_e(name)}">{body}{caption}</figure>'
+
+
+def _plain_svg(content: str) -> bool:
+    import xml.etree.ElementTree as ET
+
+    try:
+        root = ET.fromstring(content)
+    except ET.ParseError:
+        return False
+    for el in root.iter():
+        tag = el.tag.rsplit("}", 1)[-1]
+        if tag not in SVG_ELEMENTS:
+            return False
+        if any(k.lower().startswith("on") or k.endswith("href") for k in el.attrib):
+            return False
+    return root.tag == "{http://www.w3.org/2000/svg}svg"
+
+
+def _svg_image(content: str, alt: str) -> str:
+    import base64
+
+    data = base64.b64encode(content.encode("utf-8")).decode("ascii")
+    return f'<img alt="{_e(alt)}" src="data:image/svg+xml;base64,{data}">'
 
 
 def _sequence(

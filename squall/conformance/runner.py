@@ -87,6 +87,49 @@ class ExternalServer:
         )
 
 
+class MutedUsers:
+    """Which server records belong to muted users: by ``user``, then by the connections and
+    sessions seen with one. A handshake's ``open`` names no user: one that presented
+    credentials is held until the next server record, which the core writes for the same
+    connection in the same call (its recovery, session or auth), and goes or stays with it."""
+
+    def __init__(self) -> None:
+        self.users: set[str] = set()
+        self.count = 0
+        self._ids: set[str] = set()  # connection and session ids of muted users
+        self._held: dict[str, Any] | None = None
+
+    def admit(self, rec: dict[str, Any]) -> list[dict[str, Any]]:
+        """The records to keep now: ``rec``'s decision, and the held ``open``'s before it."""
+        ids = self._ids
+        params = rec.get("params")
+        refs = [rec.get("conn"), rec.get("sid"), rec.get("session")]
+        if isinstance(params, dict):
+            refs.append(params.get("session"))
+        muted = rec.get("user") in self.users or any(r in ids for r in refs if r)
+        out: list[dict[str, Any]] = []
+        held, self._held = self._held, None
+        if held is not None:
+            if muted:
+                refs.append(held.get("conn"))
+                self.count += 1
+            else:
+                out.append(held)
+        if muted:
+            ids.update(r for r in refs if isinstance(r, str))
+            self.count += 1
+        elif rec.get("kind") == "open" and rec.get("credentials"):
+            self._held = rec
+        else:
+            out.append(rec)
+        return out
+
+    def flush(self) -> list[dict[str, Any]]:
+        """The held ``open``, if any (the run ends): kept, nothing said against it."""
+        held, self._held = self._held, None
+        return [] if held is None else [held]
+
+
 def free_dead_url() -> str:
     """A ws:// URL on a port nothing listens on: bound, then closed."""
     with socket.socket() as s:
@@ -138,6 +181,7 @@ class Run:
         self.timers: list[Timer] = []  # RunContext.later's, cancelled when the run ends
         self.tasks: set[asyncio.Task[Any]] = set()
         self.ext: dict[str, Any] = {}  # step packs keep their per-run state here
+        self.muted = MutedUsers()  # a crowd's server records stay out of this transcript
         self.ctx = RunContext(self)  # what every step handler gets
         self.cleanups: list[Callable[[], Awaitable[Any]]] = []  # run at the end, last first
         self.result = Result(
@@ -187,6 +231,10 @@ class Run:
 
     def _server_record(self, rec: dict[str, Any]) -> None:
         # The simulator's transcript scrubbed it with this run's registry a moment ago.
+        for kept in self.muted.admit(rec) if self.muted.users else (rec,):
+            self._forward(kept)
+
+    def _forward(self, rec: dict[str, Any]) -> None:
         fields = {k: v for k, v in rec.items() if k not in ("n", "t", "src", "kind")}
         self._append("server", rec["kind"], fields)
 
@@ -380,7 +428,10 @@ class Run:
             self._fail(None, squall_bug(exc))
         finally:
             self.result.protocol_time = self.now()
-            self.record("runner", "end")
+            for held in self.muted.flush():
+                self._forward(held)
+            muted = {"muted": self.muted.count} if self.muted.count else {}
+            self.record("runner", "end", **muted)
             try:
                 await self._stop()
             finally:

@@ -18,7 +18,12 @@ simulator and the reference client do for it (recovery, exactly-once delivery).
   100 ms (absolute, as a share, or against the policy's own prediction), synchronised
   or not, sessions recovered, notifications delivered exactly once. It records the
   figures (a ``crowd`` record) and the reconnect-rate histogram as an SVG in an
-  ``attachment`` record (``name``, ``mime``, ``content``) for reports.
+  ``attachment`` record (``step``, ``name``, ``mime``, ``content``), which the HTML report
+  draws under its step and the pytest plugin attaches to its Allure step.
+
+The transcript keeps the server records of the first ``recorded`` members (3) in full;
+the others' are left out (``RunContext.mute_users``) and counted in its ``end``
+record: a thousand members' frames would be most of the transcript and of the run's time.
 """
 
 from __future__ import annotations
@@ -48,6 +53,7 @@ SIZE_ENV = "SQUALL_HERD_SIZE"
 """Environment variable: when set, the size of every crowd (the 10,000-client run)."""
 MAX_SIZE = 100_000
 START_SECONDS_PER_CLIENT = 0.02  # real seconds a crowd's setup may take per client, + 30 s
+BACK_SECONDS_PER_CLIENT = 0.01  # real seconds back_within allows per member (back_allowance)
 
 
 # --- argument models -------------------------------------------------------------------------
@@ -71,6 +77,13 @@ class CrowdStart(Args):
     )
     seed: int | None = Field(None, description="seeds each core's jitter (default: the scenario's)")
     prefix: str = Field("", description="user names are <prefix><index> (default: <name>-)")
+    recorded: int = Field(
+        3,
+        ge=0,
+        description="members whose server records go into the transcript in full; the"
+        " others' are left out (counted as 'muted' in the end record), the crowd's figures"
+        " and histogram stand for them",
+    )
 
 
 class CrowdRef(Args):
@@ -123,7 +136,9 @@ class ExpectCrowd(Args, Severity):
         120.0, description="how long to wait for the crowd and deliveries"
     )
     back_within: DurationField | None = Field(
-        None, description="99 % of those that lost their connection were back within this"
+        None,
+        description="99 % of those that lost their connection were back within this (plus"
+        " 10 ms of real time per member: one loop serves all their handshakes)",
     )
     peak_per_100ms_at_most: int | None = Field(None, ge=1)
     peak_share_at_most: float | None = Field(
@@ -156,6 +171,7 @@ class CrowdState:
         self.kind: StormKind = "backoff"
         self.storm_step: int | None = None
         self.attached: int | None = None  # the storm whose histogram is attached already
+        self.hit = 0  # sessions the pack's own storm step dropped or drained
 
 
 def _crowds(ctx: RunContext) -> dict[str, CrowdState]:
@@ -171,9 +187,12 @@ def _state(ctx: RunContext, name: str) -> CrowdState:
     return state
 
 
-def _mark(ctx: RunContext, state: CrowdState, kind: StormKind, step: StepResult) -> None:
+def _mark(
+    ctx: RunContext, state: CrowdState, kind: StormKind, step: StepResult, hit: int = 0
+) -> None:
     state.crowd.mark()
     state.kind = kind
+    state.hit = hit
     state.storm_step = step.index
     ctx.record("runner", "crowd_storm", crowd=state.crowd.name, storm=kind)
 
@@ -220,6 +239,9 @@ async def start(ctx: RunContext, a: CrowdStart, step: StepResult) -> None:
     )
     state = CrowdState(crowd)
     _crowds(ctx)[a.name] = state
+    # A thousand members' every frame would be most of the transcript and of the run's time
+    # (each one kept, sealed, drawn): a few stay as examples.
+    ctx.mute_users(crowd.users[a.recorded :])
     ctx.on_cleanup(lambda: _stop(state))
     ctx.record(
         "runner",
@@ -230,6 +252,7 @@ async def start(ctx: RunContext, a: CrowdStart, step: StepResult) -> None:
         policy=policy.name,
         settings=policy.settings,
         source=policy.source,
+        recorded=min(a.recorded, size),
     )
     try:
         await crowd.start(timeout=30.0 + size * START_SECONDS_PER_CLIENT)
@@ -264,7 +287,7 @@ def _open_sessions(ctx: RunContext, crowd: Crowd) -> list[str]:
 async def request_reconnect(ctx: RunContext, a: CrowdDrain, step: StepResult) -> None:
     state = _state(ctx, a.crowd)
     sessions = _open_sessions(ctx, state.crowd)
-    _mark(ctx, state, "immediate", step)
+    _mark(ctx, state, "immediate", step, hit=len(sessions))
     kw: dict[str, Any] = {"reason": a.reason}
     if a.deadline is not None:
         kw["deadline"] = a.deadline
@@ -289,7 +312,7 @@ async def _drain_later(ctx: RunContext, sid: str, kw: dict[str, Any]) -> None:
 async def drop(ctx: RunContext, a: CrowdDrop, step: StepResult) -> None:
     state = _state(ctx, a.crowd)
     sessions = _open_sessions(ctx, state.crowd)
-    _mark(ctx, state, "immediate" if a.code == 1012 else "backoff", step)
+    _mark(ctx, state, "immediate" if a.code == 1012 else "backoff", step, hit=len(sessions))
     for sid in sessions:
         ctx.sim.drop(sid, code=a.code, reason=a.reason)
     ctx.record("runner", "crowd", op="drop", crowd=a.crowd, sessions=len(sessions), code=a.code)
@@ -318,11 +341,22 @@ async def mark(ctx: RunContext, a: CrowdMark, step: StepResult) -> None:
 # --- the expectation --------------------------------------------------------------------------
 
 
-def _verdict(a: ExpectCrowd, s: StormSummary) -> list[str]:
+def back_allowance(size: int, timescale: float) -> float:
+    """Protocol seconds ``back_within`` allows on top for the harness: one loop serves every
+    member's handshake and replay one after another (BACK_SECONDS_PER_CLIENT real seconds
+    each), which a fleet of real clients, each on its own machine, does not wait for."""
+    return size * BACK_SECONDS_PER_CLIENT / timescale
+
+
+def _verdict(a: ExpectCrowd, s: StormSummary, allowance: float = 0.0) -> list[str]:
     problems = []
-    if a.back_within is not None and (s.back_p99 is None or s.back_p99 > a.back_within):
+    limit = None if a.back_within is None else a.back_within + allowance
+    if limit is not None and (s.back_p99 is None or s.back_p99 > limit):
         shown = "never" if s.back_p99 is None else f"after {s.back_p99:.2f}s"
-        problems.append(f"99 % back within {a.back_within:g}s: {shown} ({s.never_back} never)")
+        problems.append(
+            f"99 % back within {a.back_within:g}s (+{allowance:.1f}s for one loop serving"
+            f" {s.size} handshakes): {shown} ({s.never_back} never)"
+        )
     if a.peak_per_100ms_at_most is not None and s.peak_per_100ms > a.peak_per_100ms_at_most:
         problems.append(
             f"peak <= {a.peak_per_100ms_at_most} per 100 ms: {s.peak_per_100ms} (histogram in"
@@ -364,8 +398,14 @@ def _verdict(a: ExpectCrowd, s: StormSummary) -> list[str]:
 
 
 def _back(state: CrowdState) -> bool:
+    """Every member connected, after every session the storm step hit was lost (a member
+    that has not noticed its cut yet is still 'connected'), and publishing done."""
     crowd = state.crowd
-    return crowd.ready_count >= len(crowd) and all(t.done() for t in state.publishing)
+    return (
+        crowd.lost_count >= state.hit
+        and crowd.ready_count >= len(crowd)
+        and all(t.done() for t in state.publishing)
+    )
 
 
 def _delivered(state: CrowdState) -> bool:
@@ -376,7 +416,8 @@ def _delivered(state: CrowdState) -> bool:
 async def expect_crowd(ctx: RunContext, a: ExpectCrowd, step: StepResult) -> None:
     state = _state(ctx, a.crowd)
     crowd = state.crowd
-    await ctx.until(lambda: _back(state), within=a.within)
+    allowance = back_allowance(len(crowd), ctx.timescale)
+    await ctx.until(lambda: _back(state), within=a.within + allowance)
     if a.delivered_exactly_once:  # replays follow the recovery answer: let them land
         await ctx.until(lambda: _delivered(state), within=a.settle)
     summary = summarise(
@@ -389,7 +430,13 @@ async def expect_crowd(ctx: RunContext, a: ExpectCrowd, step: StepResult) -> Non
     )
     figures = summary.to_json()
     ctx.record(
-        "runner", "crowd", op="storm", crowd=a.crowd, policy=crowd.seed_policy.name, **figures
+        "runner",
+        "crowd",
+        op="storm",
+        crowd=a.crowd,
+        policy=crowd.seed_policy.name,
+        back_allowance=allowance,
+        **figures,
     )
     title = (
         f"{a.crowd}: {crowd.seed_policy.name}, {summary.lost_connection} reconnecting, peak"
@@ -407,12 +454,13 @@ async def expect_crowd(ctx: RunContext, a: ExpectCrowd, step: StepResult) -> Non
         ctx.record(
             "runner",
             "attachment",
+            step=step.index,
             name=f"{a.crowd}-step{step.index + 1}-reconnects.svg",
             mime="image/svg+xml",
             title=title,
             content=svg,
         )
-    problems = _verdict(a, summary)
+    problems = _verdict(a, summary, allowance)
     if problems:
         raise StepFailed(
             f"crowd {a.crowd} ({crowd.seed_policy.name}) after its storm",

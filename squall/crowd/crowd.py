@@ -9,10 +9,13 @@ synchronised whatever its policy.
 
 The driver carries out the core's actions as ``StreamingClient`` does (a real websockets
 connection per ``OpenSocket``, ``clock.call_later`` per ``SetTimer``), with one
-difference: the ``open`` and ``pong`` timers time a round trip over real sockets, so
-under a compressed clock they are floored like any network deadline
-(:func:`squall.clock.deadline_delay`): a thousand handshakes on one loop must not time
-out because a protocol second lasts 10 ms.
+difference: the ``open``, ``pong`` and ``drain_close`` timers time a round trip over real
+sockets, so under a compressed clock they are floored like any network deadline
+(:func:`squall.clock.deadline_delay`), and never last less than ``network_floor`` real
+seconds (30 ms per member by default): a thousand handshakes on one loop must not time
+out because a protocol second lasts 10 ms, nor because the loop runs the other 999 first.
+A member that gave up on a handshake the server had already recovered would lose the
+replay that handshake carried, and the storm would measure the harness, not the policy.
 
 What each member saw (loss, scheduled attempts, back, recovery, numbered notifications)
 is kept per member for :mod:`.metrics`; :meth:`Crowd.timelines` reads it from a mark.
@@ -53,9 +56,23 @@ from .metrics import Timeline
 from .seeds import SeedPolicy, seed_policy
 
 DrainAnswer = Literal["done", "pending", "none"]
-NETWORK_TIMERS = frozenset({"open", "pong"})
-"""Core timers that time a round trip over real sockets: floored under compression."""
+NETWORK_TIMERS = frozenset({"open", "pong", "drain_close"})
+"""Core timers that time a round trip over real sockets: floored under compression. The
+``drain_close`` grace waits for the server's 1012 after ``done``: a member that left
+before the close arrived would drop, unread, what the server wrote before it (delivered,
+so never replayed)."""
 FDS_PER_CLIENT = 1
+NETWORK_FLOOR_PER_CLIENT = 0.03
+"""Real seconds of network-timer floor per member: the loop that runs a member's handshake
+runs every other member's too, so a timer that times one round trip must allow for the
+herd queued ahead of it (1,000 members: 30 s; 10,000: 300 s), on a machine whose
+cores are shared: a handshake that times out here measures the harness, not the policy."""
+
+
+def _reason(code: Any, reason: Any) -> str:
+    """A failed attempt's code and reason, short enough to count alike ones together."""
+    text = " ".join(str(reason or "").split())
+    return f"{code if code is not None else '-'} {text[:80]}"
 
 
 def raise_fd_limit() -> int:
@@ -102,6 +119,7 @@ class Crowd:
         topics: Sequence[str] = (),
         drain_answer: DrainAnswer = "done",
         name: str = "crowd",
+        network_floor: float | None = None,
     ) -> None:
         if size < 1:
             raise ValueError(f"a crowd needs at least one client, got size {size}")
@@ -114,6 +132,10 @@ class Crowd:
         self.drain_answer = drain_answer
         self.dialect = dialect
         self.epoch = 0.0  # storm mark: timelines read from here
+        #: real seconds a network timer lasts at least (NETWORK_FLOOR_PER_CLIENT)
+        self.network_floor = (
+            size * NETWORK_FLOOR_PER_CLIENT if network_floor is None else network_floor
+        )
         self.members = [
             Member(
                 i,
@@ -130,6 +152,10 @@ class Crowd:
         ]
         self.ready_count = 0
         self.subscribed_count = 0
+        self.lost_count = 0  # members that lost their connection since the mark
+        #: why members lost a connection and why attempts failed, counted across the crowd
+        #: (``"attempt: - connect failed: [Errno 111] ..."``, ``"lost: 1006 connection lost"``)
+        self.failures: Counter[str] = Counter()
         self._all_ready = asyncio.Event()
         self._changed = asyncio.Event()
         self._closers: set[asyncio.Task[Any]] = set()
@@ -203,6 +229,7 @@ class Crowd:
     def mark(self) -> float:
         """Start a storm's record here: :meth:`timelines` reads what follows."""
         self.epoch = self.clock.now()
+        self.lost_count = 0
         return self.epoch
 
     def timelines(self) -> list[Timeline]:
@@ -264,7 +291,8 @@ class Crowd:
             now = self.clock.now()
             delay = action.at - now
             if action.name in NETWORK_TIMERS:
-                delay = deadline_delay(self.clock, delay)
+                floor = self.network_floor / self.clock.timescale
+                delay = max(deadline_delay(self.clock, delay), floor)
             member.timers[action.name] = self.clock.call_later(
                 delay, self._fire, member, action.name
             )
@@ -293,11 +321,15 @@ class Crowd:
                     self._all_ready.set()
             self._changed_now()
         elif event == "disconnected" or event == "closed":
+            if event == "disconnected":
+                self.failures["lost: " + _reason(data.get("code"), data.get("reason"))] += 1
             if member.ready:
                 member.ready = False
                 self.ready_count -= 1
                 self._all_ready.clear()
             if event == "disconnected" and data.get("reconnecting"):
+                if not member.lost or member.lost[-1] < self.epoch:
+                    self.lost_count += 1  # its first loss since the mark
                 member.lost.append(now)
             elif event == "closed":
                 member.final = str(data.get("reason"))
@@ -306,6 +338,8 @@ class Crowd:
             member.subscribed = True
             self.subscribed_count += 1
             self._changed_now()
+        elif event == "connect_failed":
+            self.failures["attempt: " + _reason(data.get("code"), data.get("reason"))] += 1
         elif event == "reconnecting":
             member.attempts.append(now + float(data.get("delay") or 0.0))
         elif event == "notification":
