@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from squall.client import StreamingClient
+from squall.client.wire import ClientWire, client_wire
 from squall.clock import LoopClock
 from squall.simulator import Simulator
 
@@ -59,8 +60,11 @@ def clock() -> LoopClock:
 
 
 @pytest.fixture
-async def sim(clock: LoopClock) -> AsyncIterator[Simulator]:
-    simulator = Simulator(clock=clock)
+async def sim(clock: LoopClock, request: pytest.FixtureRequest) -> AsyncIterator[Simulator]:
+    """A started Simulator speaking the test module's ``DIALECT`` (default: the reference
+    protocol), so each wire's tests share one fixture."""
+    dialect = getattr(request.module, "DIALECT", "reference")
+    simulator = Simulator(clock=clock, dialect=dialect)
     await simulator.start()
     try:
         yield simulator
@@ -68,24 +72,44 @@ async def sim(clock: LoopClock) -> AsyncIterator[Simulator]:
         await simulator.stop()
 
 
+Make = Callable[..., tuple[StreamingClient, Recorder]]
+
+
 @pytest.fixture
-async def make_client(
-    sim: Simulator, clock: LoopClock
-) -> AsyncIterator[Callable[..., tuple[StreamingClient, Recorder]]]:
-    """``client, rec = make_client(token="alice", **policy)``; disconnected at teardown."""
+async def make_client(sim: Simulator, clock: LoopClock) -> AsyncIterator[Make]:
+    """``client, rec = make_client(token="alice", **policy)``: the client speaks the sim's
+    dialect (``wire=`` for a wire of the test's own; a dialect with an HTTP prelude gets the
+    sim's REST URL); disconnected at teardown."""
     made: list[StreamingClient] = []
+    name = sim.dialect.name
 
     def _make(
-        token: str | None = "alice", urls: list[str] | None = None, **policy: Any
+        token: str | None = "alice",
+        urls: list[str] | None = None,
+        wire: ClientWire | None = None,
+        **policy: Any,
     ) -> tuple[StreamingClient, Recorder]:
         policy.setdefault("immediate_first_retry", True)
-        client = StreamingClient(urls or [sim.url], token=token, clock=clock, **policy)
+        dialect: ClientWire | str = name
+        if name != "reference":
+            policy.setdefault("open_timeout", 100.0)  # 1 s real: a loaded machine is no failure
+            if wire is None and sim.http_url is not None:
+                wire = client_wire(name, server=sim.http_url)
+        client = StreamingClient(
+            urls or [sim.url], token=token, clock=clock, dialect=wire or dialect, **policy
+        )
         made.append(client)
         return client, Recorder(client)
 
     yield _make
     for client in made:
         await asyncio.wait_for(client.disconnect(), DEADLINE)
+
+
+@pytest.fixture
+def make(make_client: Make) -> Make:
+    """The wire tests' name for :func:`make_client`."""
+    return make_client
 
 
 async def server_record(sim: Simulator, predicate: Callable[[dict[str, Any]], bool]) -> Any:

@@ -15,9 +15,6 @@ OK; docs/dialects/rtccafe.md says which server is right where they differ.
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -26,34 +23,11 @@ import pytest
 from squall.conformance.loader import load_file
 from squall.conformance.runner import run_sync
 from squall.conformance.verdicts import Verdict
-from tests import needs
+from tests.rtccafe_server import real_rtccafe_server
 
 ROOT = Path(__file__).resolve().parents[2]
 CLIENT = "reference-rtccafe"
 DEADLINE = 10.0  # real seconds: only reached when something is broken
-
-REAL_SERVER = """
-import json, sys
-import flask
-from flask_socketio import SocketIO
-from werkzeug.serving import make_server
-from rtc_cafe_signaller.wrappers import flask_socketio_wrapper
-
-required = json.loads(sys.argv[1])
-
-def validate(sid, event, data):
-    for key, value in required.items():
-        if not isinstance(data, dict) or data.get(key) != value:
-            return f"missing or wrong {key!r}"
-
-app = flask.Flask("rtccafe")
-# ping_interval 1: a vanished connection is noticed within seconds, not 25
-socketio = SocketIO(app, async_mode="threading", ping_interval=1, ping_timeout=2)
-flask_socketio_wrapper.wrap(socketio, validate if required else None)
-server = make_server("127.0.0.1", 0, app, threaded=True)
-print(server.port, flush=True)
-server.serve_forever()
-"""
 
 #: scenario file -> the verdict against the real server (OK unless listed) and why.
 EXPECTED: dict[str, tuple[Verdict, str]] = {
@@ -74,25 +48,8 @@ SCENARIOS = [
 def real_server(request: pytest.FixtureRequest) -> Iterator[str]:
     """rtc-cafe-signaller-python 0.2.0 on a free loopback port, validating as the scenario
     asks (``required_fields``); stopped when the test ends."""
-    try:
-        import rtc_cafe_signaller  # type: ignore[import-untyped]  # noqa: F401
-    except ImportError:
-        needs.unavailable("rtc-cafe-signaller-python 0.2.0 (and flask-socketio) are needed")
-    required = getattr(request, "param", {})
-    proc = subprocess.Popen(
-        [sys.executable, "-c", REAL_SERVER, json.dumps(required)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-    )
-    try:
-        assert proc.stdout is not None
-        line = proc.stdout.readline()  # the port, once it listens; "" if it died
-        assert line.strip().isdigit(), f"the real server did not start (exit {proc.poll()})"
-        yield f"http://127.0.0.1:{line.strip()}/"
-    finally:
-        proc.terminate()
-        proc.wait(DEADLINE)
+    with real_rtccafe_server(required=getattr(request, "param", {})) as url:
+        yield url
 
 
 def _required_fields(path: Path) -> dict[str, object]:

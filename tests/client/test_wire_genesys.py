@@ -9,7 +9,7 @@ without sockets.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from typing import Any, cast
 
 import pytest
@@ -24,52 +24,13 @@ from squall.simulator import Simulator
 from squall.simulator.auth import make_guest_jwt
 from squall.simulator.dialects.genesys import Channel, GenesysDialect
 
-from .conftest import DEADLINE, Recorder
+from .conftest import DEADLINE, Make
 from .test_integration_driver import start_driver, stop
 
-Make = Callable[..., tuple[StreamingClient, Recorder]]
+DIALECT = "genesys"  # the sim and make fixtures of conftest.py speak it
 
 TOPIC = "v2.users.alice.presence"
 CHANNELS = "/api/v2/notifications/channels"
-
-
-@pytest.fixture
-async def sim(clock: LoopClock) -> AsyncIterator[Simulator]:
-    simulator = Simulator(dialect="genesys", clock=clock)
-    await simulator.start()
-    try:
-        yield simulator
-    finally:
-        await simulator.stop()
-
-
-@pytest.fixture
-async def make(sim: Simulator, clock: LoopClock) -> AsyncIterator[Make]:
-    """``client, rec = make(token="alice", wire=..., **policy)``: genesys mode, the sim's REST."""
-    made: list[StreamingClient] = []
-
-    def _make(
-        token: str | None = "alice",
-        wire: GenesysClientWire | None = None,
-        jwt: str | None = None,
-        **policy: Any,
-    ) -> tuple[StreamingClient, Recorder]:
-        policy.setdefault("immediate_first_retry", True)
-        policy.setdefault("open_timeout", 100.0)  # 1 s real: a loaded machine is no failure
-        client = StreamingClient(
-            [sim.url],
-            token=token,
-            jwt=jwt,
-            clock=clock,
-            dialect=wire or GenesysClientWire(server=sim.http_url),
-            **policy,
-        )
-        made.append(client)
-        return client, Recorder(client)
-
-    yield _make
-    for client in made:
-        await asyncio.wait_for(client.disconnect(), DEADLINE)
 
 
 def channels(sim: Simulator) -> dict[str, Channel]:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
@@ -20,44 +19,10 @@ from squall.protocol import messages as m
 from squall.protocol.errors import ProtocolError
 from squall.simulator import AuthPolicy, Simulator
 
-from .conftest import DEADLINE, Recorder, server_record
+from .conftest import DEADLINE, Make, server_record
 from .test_integration_driver import start_driver, stop
 
-Make = Callable[..., tuple[StreamingClient, Recorder]]
-
-
-@pytest.fixture
-async def sim(clock: LoopClock) -> AsyncIterator[Simulator]:
-    simulator = Simulator(dialect="mixer", clock=clock)
-    await simulator.start()
-    try:
-        yield simulator
-    finally:
-        await simulator.stop()
-
-
-@pytest.fixture
-async def make(sim: Simulator, clock: LoopClock) -> AsyncIterator[Make]:
-    """``client, rec = make(token="alice", **policy)``: mixer mode, disconnected at teardown."""
-    made: list[StreamingClient] = []
-
-    def _make(
-        token: str | None = "alice",
-        urls: list[str] | None = None,
-        wire: MixerClientWire | None = None,
-        **policy: Any,
-    ) -> tuple[StreamingClient, Recorder]:
-        policy.setdefault("immediate_first_retry", True)
-        policy.setdefault("open_timeout", 100.0)  # 1 s real: a loaded machine is no failure
-        client = StreamingClient(
-            urls or [sim.url], token=token, clock=clock, dialect=wire or "mixer", **policy
-        )
-        made.append(client)
-        return client, Recorder(client)
-
-    yield _make
-    for client in made:
-        await asyncio.wait_for(client.disconnect(), DEADLINE)
+DIALECT = "mixer"  # the sim and make fixtures of conftest.py speak it
 
 
 def frames_in(sim: Simulator) -> list[dict[str, Any]]:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
@@ -21,50 +20,13 @@ from squall.protocol import messages as m
 from squall.protocol.errors import ProtocolError
 from squall.simulator import Simulator
 
-from .conftest import DEADLINE, Recorder, server_record
+from .conftest import DEADLINE, Make, Recorder, server_record
 from .test_integration_driver import start_driver, stop
 
-Make = Callable[..., tuple[StreamingClient, Recorder]]
+DIALECT = "ringcentral"  # the sim and make fixtures of conftest.py speak it
 
 MESSAGES = "/restapi/v1.0/account/~/extension/~/message-store"
 PRESENCE = "/restapi/v1.0/account/~/extension/~/presence"
-
-
-@pytest.fixture
-async def sim(clock: LoopClock) -> AsyncIterator[Simulator]:
-    simulator = Simulator(dialect="ringcentral", clock=clock)
-    await simulator.start()
-    try:
-        yield simulator
-    finally:
-        await simulator.stop()
-
-
-@pytest.fixture
-async def make(sim: Simulator, clock: LoopClock) -> AsyncIterator[Make]:
-    """``client, rec = make(token="alice", **policy)``: ringcentral mode, the sim's prelude."""
-    made: list[StreamingClient] = []
-
-    def _make(
-        token: str | None = "alice",
-        wire: RingCentralClientWire | None = None,
-        **policy: Any,
-    ) -> tuple[StreamingClient, Recorder]:
-        policy.setdefault("immediate_first_retry", True)
-        policy.setdefault("open_timeout", 100.0)  # 1 s real: a loaded machine is no failure
-        client = StreamingClient(
-            [sim.url],
-            token=token,
-            clock=clock,
-            dialect=wire or RingCentralClientWire(server=sim.http_url),
-            **policy,
-        )
-        made.append(client)
-        return client, Recorder(client)
-
-    yield _make
-    for client in made:
-        await asyncio.wait_for(client.disconnect(), DEADLINE)
 
 
 def records(sim: Simulator, kind: str) -> list[dict[str, Any]]:

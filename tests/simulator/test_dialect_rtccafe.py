@@ -14,7 +14,6 @@ import asyncio
 import json
 import shutil
 import subprocess
-import sys
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -27,6 +26,7 @@ from squall.clock import LoopClock
 from squall.simulator import Simulator
 from squall.simulator.core import Config
 from tests import needs
+from tests.rtccafe_server import real_rtccafe_server
 
 NS = "/rtc-cafe"
 DEADLINE = 10.0  # real seconds: only ever reached when something is broken
@@ -41,47 +41,11 @@ def csrf_validator(sid: str, event: str, data: Any) -> Any:
     return None
 
 
-REAL_SERVER = """
-import flask
-from flask_socketio import SocketIO
-from werkzeug.serving import make_server
-from rtc_cafe_signaller.wrappers import flask_socketio_wrapper
-
-def validate(sid, event, data):
-    if isinstance(data, dict) and data.get("csrf") == "bad":
-        return "bad csrf"
-
-app = flask.Flask("rtccafe")
-# ping_interval 1: python-engineio leaves a client's last poll hanging up to one interval
-socketio = SocketIO(app, async_mode="threading", cors_allowed_origins="*", ping_interval=1)
-flask_socketio_wrapper.wrap(socketio, validate)
-server = make_server("127.0.0.1", 0, app, threaded=True)
-print(server.port, flush=True)
-server.serve_forever()
-"""
-
-
 @pytest.fixture(scope="module")
 def real_server() -> Iterator[str]:
     """rtc-cafe-signaller-python 0.2.0 on a free loopback port, for this module's tests."""
-    try:
-        import rtc_cafe_signaller  # type: ignore[import-untyped]  # noqa: F401
-    except ImportError:
-        needs.unavailable("rtc-cafe-signaller-python 0.2.0 (and flask-socketio) are needed")
-    proc = subprocess.Popen(
-        [sys.executable, "-c", REAL_SERVER],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-    )
-    try:
-        assert proc.stdout is not None
-        line = proc.stdout.readline()  # the port, once it listens; "" if it died
-        assert line.strip().isdigit(), f"the real server did not start (exit {proc.poll()})"
-        yield f"http://127.0.0.1:{line.strip()}/"
-    finally:
-        proc.terminate()
-        proc.wait(DEADLINE)
+    with real_rtccafe_server(csrf=True) as url:
+        yield url
 
 
 @pytest.fixture
