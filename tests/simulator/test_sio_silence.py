@@ -19,6 +19,8 @@ import socketio  # type: ignore[import-untyped]
 from squall.clock import LoopClock
 from squall.simulator import Simulator
 
+from .test_dialect_reliable_signaler import records
+
 DEADLINE = 20.0  # real seconds: only ever reached when something is broken
 
 
@@ -75,16 +77,6 @@ async def signaler() -> AsyncIterator[Simulator]:
         yield sim
     finally:
         await sim.stop()
-
-
-def records(body: str) -> list[str]:
-    """An Engine.IO v3 polling body -> its packets (ASCII here)."""
-    out = []
-    while body:
-        size, _, rest = body.partition(":")
-        out.append(rest[: int(size)])
-        body = rest[int(size) :]
-    return out
 
 
 async def test_v3_a_silenced_session_answers_no_client_ping(signaler: Simulator) -> None:
