@@ -7,12 +7,12 @@ step of four; the test reads the ``*-result.json`` it wrote.
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
+
+from .helpers import allure_results, pytest_with_allure
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -38,23 +38,9 @@ def allure_result(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, A
     (root / "scenarios" / "demo" / "broken.yaml").write_text(BROKEN, encoding="utf-8")
     (root / "conformance").mkdir()
     (root / "conformance" / "squall-suite.yaml").write_text("scenarios: [../scenarios]\n")
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pytest",
-            "-p",
-            "no:cacheprovider",
-            "conformance",
-            "--alluredir=out",
-        ],
-        cwd=root,
-        capture_output=True,
-        text=True,
-        timeout=170,
-    )
+    proc = pytest_with_allure(root)
     assert proc.returncode == 1, proc.stdout + proc.stderr
-    (result,) = [json.loads(p.read_text()) for p in (root / "out").glob("*-result.json")]
+    (result,) = allure_results(root / "out")
     return result, root
 
 

@@ -7,7 +7,6 @@ result files). Both must carry the SVG that ``expect.crowd`` recorded, beside it
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -18,6 +17,8 @@ import pytest
 
 from squall.conformance.report_html import attachment_html
 from squall.conformance.steps_crowd import SIZE_ENV
+
+from .helpers import allure_results, pytest_with_allure
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -71,24 +72,9 @@ def html_page(tmp_path_factory: pytest.TempPathFactory) -> str:
 def allure_result(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, Any], Path]:
     root = tmp_path_factory.mktemp("herd-allure")
     _project(root)
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pytest",
-            "-p",
-            "no:cacheprovider",
-            "conformance",
-            "--alluredir=out",
-        ],
-        cwd=root,
-        capture_output=True,
-        text=True,
-        timeout=170,
-        env=_env(),
-    )
+    proc = pytest_with_allure(root, env=_env())
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    (result,) = [json.loads(p.read_text()) for p in (root / "out").glob("*-result.json")]
+    (result,) = allure_results(root / "out")
     return result, root / "out"
 
 
