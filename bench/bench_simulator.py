@@ -24,6 +24,11 @@ is the bottleneck. The simulator records every frame in its transcript, as it do
 rows labelled "transcript off" replace ``Transcript.record`` with a no-op in the server
 process, to show what the transcript costs.
 
+``--scale`` runs only the growth figures (issue 14, docs/capacity.md): fan-out CPU per
+delivery and deliveries/s at ``--fanout-sizes`` subscribers vs ``websockets.broadcast``, and
+KB per idle session at ``--idle-sizes`` vs a bare websockets server, each size in this run;
+counts past RLIMIT_NOFILE are measured as far as the limit allows, and say so.
+
 Run: ``.venv/bin/python bench/bench_simulator.py [--quick]``. Prints a table, then one JSON
 line with every figure. Exit status 1 if a measurement went wrong (lost messages, failed
 connections), not if a target is missed.
@@ -64,7 +69,11 @@ RPC_WARMUP = 20
 # The simulator's default rate limit (burst 2000, then 1000/s per connection) closes a
 # connection that sends faster; staying under the burst keeps every run inside the policy.
 RATE_BURST = 2000
-FANOUT_TIMEOUT = 60.0
+FANOUT_TIMEOUT = 120.0
+#: connections per loopback source address (the ephemeral port range holds ~28,000)
+PER_SOURCE = 20_000
+#: fds a process keeps for itself beside one per connection (pipes, the listener, imports)
+FD_MARGIN = 200
 SERVER_KINDS = ("sim", "sim-nt", "sim-before", "echo", "broadcast")
 LABELS = {
     "sim": "simulator",
@@ -75,10 +84,17 @@ LABELS = {
 }
 
 
-def raise_fd_limit() -> None:
+def raise_fd_limit(want: int = 0) -> int:
+    """Raise RLIMIT_NOFILE to ``want`` if the process may (root with CAP_SYS_RESOURCE), else
+    to the hard limit; returns the limit this process now has."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if want > hard:
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (want, want))
+            return want
     if soft < hard:
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    return hard
 
 
 def pin(core_index: int) -> None:
@@ -132,6 +148,7 @@ async def serve_child(kind: str) -> None:
         if kind == "sim-nt":
             sim.core.transcript.record = lambda _kind, **_fields: {}
             sim.core.transcript.frame = lambda *_args, **_kw: None
+            sim.core.transcript.frames = lambda *_args, **_kw: None
         url = sim.url
         server = None
     else:
@@ -242,11 +259,15 @@ class ServerProcess:
         self.url, self.pid = hello["url"], hello["pid"]
         return self
 
+    #: RLIMIT_NOFILE the child asks for (``--scale``: one fd per session, and some)
+    fds = 0
+
     def _env(self) -> dict[str, str] | None:
+        env = {**os.environ, "BENCH_FDS": str(self.fds)}
         if self.kind != "sim-before":
-            return None
+            return env
         assert self.before_src, "sim-before needs --before REV"
-        return {**os.environ, "PYTHONPATH": self.before_src}
+        return {**env, "PYTHONPATH": self.before_src}
 
     async def _keep_stderr(self) -> None:
         """Read the child's stderr as it comes (so it never blocks), keeping the last 4 KB."""
@@ -262,7 +283,8 @@ class ServerProcess:
             await asyncio.sleep(0.2)
             err = self._stderr.decode(errors="replace")
             raise RuntimeError(f"{self.kind} server exited:\n{err}")
-        return json.loads(line)
+        answer: dict[str, Any] = json.loads(line)
+        return answer
 
     async def ask(self, op: str, timeout: float = 120, **args: Any) -> dict[str, Any]:
         assert self.proc is not None and self.proc.stdin is not None
@@ -300,8 +322,12 @@ async def open_many(
     sem = asyncio.Semaphore(concurrency)
 
     async def one(i: int) -> ClientConnection:
+        # 127.0.0.1 has ~28,000 ephemeral ports: past PER_SOURCE, the next loopback address
+        source: dict[str, Any] = {}
+        if n > PER_SOURCE:
+            source["local_addr"] = (f"127.0.0.{1 + i // PER_SOURCE}", 0)
         async with sem:
-            ws = await connect(f"{url}?token={prefix}{i}", **CLIENT_OPTS)
+            ws = await connect(f"{url}?token={prefix}{i}", **CLIENT_OPTS, **source)
             if authenticated:
                 first = json.loads(await asyncio.wait_for(ws.recv(), 60))
                 if first.get("type") != "authenticated":
@@ -341,8 +367,8 @@ async def rpc_run(kind: str, clients: int, calls: int, window: int) -> dict[str,
                 await ws.send(CALL % (sent, sent))
                 sent += 1
             for i in range(base, end):
-                reply = await ws.recv()
-                oks[k] += reply.endswith("}}") and f'"id":{i},' in reply
+                reply = await ws.recv(decode=True)
+                oks[k] += isinstance(reply, str) and reply.endswith("}}") and f'"id":{i},' in reply
                 if sent < end:
                     await ws.send(CALL % (sent, sent))
                     sent += 1
@@ -403,7 +429,7 @@ async def fanout_run(kind: str, subscribers: int, publishes: int) -> dict[str, A
 
         async def receive(k: int) -> None:
             ws = conns[k]
-            last = ""
+            last: str | bytes = ""
             while got[k] < publishes:
                 last = await ws.recv()
                 got[k] += 1
@@ -661,6 +687,154 @@ async def bench(args: argparse.Namespace) -> int:
     return 1 if problems else 0
 
 
+def sizes(text: str) -> list[int]:
+    """``1000,5000,10k`` as numbers, ``none`` as none (a clear error for anything else)."""
+    if text == "none":
+        return []
+    try:
+        out = [int(float(x[:-1]) * 1000) if x.endswith("k") else int(x) for x in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected sizes like 1000,5000,10k, got {text!r}"
+        ) from None
+    if min(out) < 1:
+        raise argparse.ArgumentTypeError(f"sizes must be positive, got {text!r}")
+    return out
+
+
+async def scale(args: argparse.Namespace) -> int:
+    """``--scale``: the growth figures of issue 14, each kind measured in this run.
+
+    Fan-out: the server's CPU time per delivery and deliveries/s at each subscriber count,
+    vs ``websockets.broadcast`` at the same count; flat means the 10k cost / the 1k cost
+    stays near 1. Idle: RSS growth per authenticated idle session at each count, vs idle
+    connections to a bare websockets server. Counts beyond what one process may hold
+    (RLIMIT_NOFILE) are measured as far as the limit allows, and say so.
+    """
+    pin(1)
+    started = time.perf_counter()
+    extra = ("sim-before",) if ServerProcess.before_src else ()
+    off = ("sim-nt",) if args.transcript_off else ()
+    kinds = ("broadcast", "sim", *off, *extra)
+    want = max([*args.idle_sizes, *args.fanout_sizes]) + FD_MARGIN
+    limit = raise_fd_limit(want)
+    ServerProcess.fds = want
+    problems: list[str] = []
+    report: dict[str, Any] = {"rounds": args.rounds, "fd_limit": limit, "fanout": [], "idle": []}
+    rows: list[tuple[str, ...]] = [
+        ("subscribers", "server", "deliveries/s", "srv CPU us/delivery", "rate ratio", "cost ratio")
+    ]
+    for size in args.fanout_sizes:
+        n = min(size, limit - FD_MARGIN)
+
+        def one(kind: str, n: int = n) -> Awaitable[dict[str, Any]]:
+            return fanout_run(kind, n, args.publishes)
+
+        fan = await best_of(args.rounds, kinds, one)
+        base = fan["broadcast"]
+        entry: dict[str, Any] = {"subscribers": n, "asked": size, "publishes": args.publishes}
+        for kind, res in fan.items():
+            if res["ok"] != res["total"] or res.get("error"):
+                problems.append(f"fan-out {n}, {LABELS[kind]}: {res['ok']}/{res['total']}")
+            cost = res["server_cpu_us"]
+            entry[kind] = {
+                "rate": round(res["rate"], 1),
+                "median_rate": round(res["median_rate"], 1),
+                "server_cpu_us_per_delivery": round(cost, 2),
+                "rate_ratio": round(res["rate"] / base["rate"], 3),
+                "cost_ratio": round(cost / base["server_cpu_us"], 3),
+            }
+            rows.append(
+                (
+                    f"{n:,}" if kind == "broadcast" else "",
+                    LABELS[kind],
+                    f"{res['rate']:,.0f}",
+                    f"{cost:.2f}",
+                    f"{entry[kind]['rate_ratio']:.2f}x",
+                    f"{entry[kind]['cost_ratio']:.2f}x",
+                )
+            )
+        report["fanout"].append(entry)
+    if report["fanout"]:
+        first, last = report["fanout"][0], report["fanout"][-1]
+        report["fanout_growth"] = {
+            kind: round(
+                last[kind]["server_cpu_us_per_delivery"]
+                / first[kind]["server_cpu_us_per_delivery"],
+                3,
+            )
+            for kind in kinds
+        }
+        print(table(rows))
+        print(
+            "growth of the CPU cost per delivery, "
+            f"{first['subscribers']:,} -> {last['subscribers']:,} subscribers: "
+            + ", ".join(f"{LABELS[k]} {v:.2f}x" for k, v in report["fanout_growth"].items())
+        )
+        print()
+
+    idle_rows: list[tuple[str, ...]] = [
+        ("sessions", "server", "RSS after", "KB/session", "vs websockets", "connect s")
+    ]
+    for size in args.idle_sizes:
+        n = min(size, limit - FD_MARGIN)
+        entry = {"sessions": n, "asked": size}
+        if n < size:
+            entry["capped_by"] = f"RLIMIT_NOFILE {limit} (not raisable in this process)"
+        for kind in kinds:
+            try:
+                res = await idle_run(kind, n)
+            except RuntimeError as exc:
+                problems.append(f"idle {n}, {LABELS[kind]}: {exc}")
+                continue
+            if res["open"] != n:
+                problems.append(f"idle {n}, {LABELS[kind]}: {res['open']}/{n} open")
+            entry[kind] = {
+                "kb_per_session": round(res["kb_per_session"], 2),
+                "rss_after_kb": res["rss_after_kb"],
+                "connect_seconds": round(res["connect_seconds"], 1),
+                "transcript_records": res["transcript_records"],
+            }
+        base_kb = entry.get("broadcast", {}).get("kb_per_session")
+        for kind in kinds:
+            if kind not in entry:
+                continue
+            kb = entry[kind]["kb_per_session"]
+            ratio = kb / base_kb if base_kb else float("nan")
+            entry[kind]["ratio"] = round(ratio, 3)
+            idle_rows.append(
+                (
+                    f"{n:,}" + (f" (asked {size:,})" if n < size else "")
+                    if kind == "broadcast"
+                    else "",
+                    "websockets (baseline)" if kind == "broadcast" else LABELS[kind],
+                    f"{entry[kind]['rss_after_kb'] / 1024:,.1f} MB",
+                    f"{kb:.2f}",
+                    f"{ratio:.3f}x",
+                    f"{entry[kind]['connect_seconds']:.1f}",
+                )
+            )
+        report["idle"].append(entry)
+    print(table(idle_rows))
+    if any("capped_by" in e for e in report["idle"]):
+        print(f"capped: this process may hold {limit:,} fds (RLIMIT_NOFILE hard limit)")
+    report["problems"] = problems
+    report["load_average"] = os.getloadavg()[0]
+    report["seconds"] = round(time.perf_counter() - started, 1)
+    print(
+        f"best of {args.rounds} interleaved rounds per fan-out size; load average "
+        f"{report['load_average']:.2f}; {report['seconds']:.0f} s"
+    )
+    for problem in problems:
+        print(f"PROBLEM: {problem}")
+    print(json.dumps(report, separators=(",", ":")))
+    return 1 if problems else 0
+
+
+def run(args: argparse.Namespace) -> int:
+    return asyncio.run(scale(args) if args.scale else bench(args))
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="smaller run, for smoke tests")
@@ -677,11 +851,21 @@ def main() -> int:
         default=None,
         help="also measure the simulator at git revision REV (a temporary worktree), same run",
     )
+    parser.add_argument(
+        "--scale",
+        action="store_true",
+        help="only the growth figures: fan-out at --fanout-sizes, idle at --idle-sizes",
+    )
+    parser.add_argument("--fanout-sizes", type=sizes, default=sizes("1000,5000,10000"))
+    parser.add_argument("--idle-sizes", type=sizes, default=sizes("10000,100000"))
+    parser.add_argument(
+        "--transcript-off", action="store_true", help="--scale: also the transcript-off rows"
+    )
     parser.add_argument("--serve", choices=SERVER_KINDS, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve:
         pin(0)
-        raise_fd_limit()
+        raise_fd_limit(int(os.environ.get("BENCH_FDS", "0")))
         asyncio.run(serve_child(args.serve))
         return 0
     defaults = (
@@ -691,17 +875,19 @@ def main() -> int:
         else {"rpc_clients": 50, "rpc_calls": 800, "window": 8, "subscribers": 1000}
         | {"publishes": 100, "sessions": 10_000, "rounds": 3}
     )
+    if args.scale:
+        defaults |= {"publishes": 50, "rounds": 2}
     for key, value in defaults.items():
         if getattr(args, key) is None:
             setattr(args, key, value)
     if args.rpc_calls + RPC_WARMUP >= RATE_BURST:
         parser.error(f"--rpc-calls must stay under {RATE_BURST - RPC_WARMUP} (rate limit burst)")
     if args.before is None:
-        return asyncio.run(bench(args))
+        return run(args)
     with before_checkout(args.before) as src:
         ServerProcess.before_src = src
         LABELS["sim-before"] = f"simulator @ {args.before}"
-        return asyncio.run(bench(args))
+        return run(args)
 
 
 @contextlib.contextmanager

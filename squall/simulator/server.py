@@ -58,6 +58,9 @@ def close_reason(reason: str, limit: int = 123) -> str:
     return data[:limit].decode("utf-8", "ignore")
 
 
+OPEN = State.OPEN
+
+
 class WriteBatch:
     """Links with frames waiting for the socket, written out once per event-loop turn.
 
@@ -107,12 +110,13 @@ class WebSocketLink:
 
     def send(self, data: str | bytes) -> bool:
         ws = self.ws
-        if ws.protocol.state is not State.OPEN or ws.transport.is_closing():
+        protocol = ws.protocol
+        if protocol.state is not OPEN or ws.transport.is_closing():
             return False
         if isinstance(data, str):
-            ws.protocol.send_text(data.encode())
+            protocol.send_text(data.encode())
         else:
-            ws.protocol.send_binary(data)
+            protocol.send_binary(data)
         if not self._pending:
             self._pending = True
             self._batch.add(self)
@@ -125,7 +129,7 @@ class WebSocketLink:
         transport = self.ws.transport
         if not chunks or transport.is_closing():
             return
-        data = b"".join(chunks)
+        data = chunks[0] if len(chunks) == 1 else b"".join(chunks)  # one frame: no copy
         if data:
             transport.write(data)
         if not chunks[-1] and transport.can_write_eof():  # b"" asks for a half-close
@@ -245,7 +249,10 @@ class Simulator(Control):
 
     ``open_timeout`` and ``fragment_timeout`` (real seconds, None = no limit) and
     ``transcript_max_records`` (None = unbounded) are the transport limits above.
-    ``tls`` (an ``ssl.SSLContext`` or a (cert, key) pair of PEM paths) turns on wss/https."""
+    ``tls`` (an ``ssl.SSLContext`` or a (cert, key) pair of PEM paths) turns on wss/https.
+    ``backlog`` is the listen backlog of every WebSocket endpoint (asyncio's default, 100,
+    refuses or delays a herd of thousands connecting at once; the kernel caps it at
+    ``net.core.somaxconn``)."""
 
     def __init__(
         self,
@@ -260,10 +267,14 @@ class Simulator(Control):
         fragment_timeout: float | None = 10.0,
         transcript_max_records: int | None = None,
         tls: TLSOption = None,
+        backlog: int = 100,
     ) -> None:
         for name, limit in (("open_timeout", open_timeout), ("fragment_timeout", fragment_timeout)):
             if limit is not None and not limit > 0:
                 raise ValueError(f"{name} must be a positive number of seconds or None: {limit}")
+        if isinstance(backlog, bool) or not isinstance(backlog, int) or backlog < 1:
+            raise ValueError(f"backlog must be a positive number of connections: {backlog!r}")
+        self.backlog = backlog
         self.clock = clock or LoopClock()
         super().__init__(
             SimulatorCore(
@@ -346,6 +357,7 @@ class Simulator(Control):
             ping_interval=None,  # keepalive is the protocol's own ping/pong (§3)
             compression=None,  # frames stay readable to frame-aware faults
             open_timeout=self.open_timeout,
+            backlog=self.backlog,  # to loop.create_server: handshakes not yet accepted
             # websockets' stubs want a class; a factory is what it calls at run time
             create_connection=self._create_connection,  # type: ignore[arg-type]
             **tls,
