@@ -340,11 +340,6 @@ class Driver:
     async def cmd_webrtc_enable(self, args: dict[str, Any]) -> Any:
         """Attach the WebRTC extension to this client; do it before ``join_room``."""
         if self.webrtc is None:
-            if self.dialect == "rtccafe":  # the extension reads reference frames (docs/webrtc.md)
-                raise CommandError(
-                    "the WebRTC extension signals over the reference protocol; RTCCafe sends"
-                    " track definitions and messages over WebRTC data channels, which it lacks"
-                )
             from .webrtc.driver import WebRTCDriver
 
             client = self._client()

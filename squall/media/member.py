@@ -42,6 +42,13 @@ Rules
   (``disconnect_from_peer``).
 - After (re)joining, the member defines its tracks again: the server forgot them
   when its old connection went away.
+- On a signaller without track frames (RTCCafe's: ``tracks_over_server=False``) the
+  definitions, removals and requests go peer to peer over the data channel instead,
+  as RTCCafe's own client sends them: ``{"t": "define", "track": definition}``,
+  ``{"t": "undefine", "track_id"}``, ``{"t": "request", "track_id"}``. Every
+  definition is announced again whenever an outbound channel opens (a peer that joins
+  later, a peer re-created after a reconnect); a request or message for a peer whose
+  channel is not open yet waits for it.
 
 Events (RTCCafe's, in snake case): ``connect_to_peer(sid)``, ``disconnect_from_peer(sid)``,
 ``peer_track_defined(sid, definition)``, ``peer_track_identified(sid, id, track)``,
@@ -117,6 +124,7 @@ class RemotePeer:
     identified_mids: dict[str, str] = field(default_factory=dict)  # inbound mid -> track id
     sending: dict[str, RTCRtpTransceiver] = field(default_factory=dict)
     wanted: set[str] = field(default_factory=set)  # track ids to send; applied by negotiation
+    outbox: list[dict[str, Any]] = field(default_factory=list)  # envelopes for the channel
     signalling_detached: bool = False
     connected: bool = False
     closed: bool = False
@@ -143,9 +151,12 @@ class RoomMember:
         events: Events | None = None,
         name: str = "member",
         redefine_on_join: bool = True,
+        tracks_over_server: bool = True,
         clock: Clock | None = None,
     ) -> None:
-        """``clock`` stamps events and ``connected_at`` (default: ``events``' clock)."""
+        """``clock`` stamps events and ``connected_at`` (default: ``events``' clock);
+        ``tracks_over_server=False`` sends track definitions, removals and requests over
+        the data channel (a signaller without track frames, see the module docstring)."""
         self._send = send
         self.configuration = configuration or ice.rtc_configuration()
         self.permanent_id = permanent_id
@@ -153,6 +164,7 @@ class RoomMember:
         self.clock: Clock = clock or self.events.clock
         self.name = name
         self.redefine_on_join = redefine_on_join
+        self.tracks_over_server = tracks_over_server
         self.sid: str | None = None
         self.room: str | None = None
         self.local: dict[str, LocalTrack] = {}
@@ -180,7 +192,10 @@ class RoomMember:
             description = {"label": description}
         local = LocalTrack(track_id, track.kind, dict(description or {}), track)
         self.local[track_id] = local
-        if self.room is not None:
+        if not self.tracks_over_server:
+            for peer in self.peers.values():
+                self._channel_send(peer, {"t": "define", "track": local.definition()})
+        elif self.room is not None:
             self._send({"type": "track_define", "room": self.room, "track": local.definition()})
         return track_id
 
@@ -189,7 +204,10 @@ class RoomMember:
         local = self.local.pop(track_id, None)
         if local is None:
             return None
-        if self.room is not None:
+        if not self.tracks_over_server:
+            for peer in self.peers.values():
+                self._channel_send(peer, {"t": "undefine", "track_id": track_id})
+        elif self.room is not None:
             self._send({"type": "track_remove", "room": self.room, "track_id": track_id})
         for peer in self.peers.values():
             self._stop_sending(peer, track_id)
@@ -224,9 +242,13 @@ class RoomMember:
         }
 
     def request_peer_track(self, sid: str, track_id: str) -> None:
-        """Ask peer ``sid`` to stream track ``track_id`` here (through the server)."""
+        """Ask peer ``sid`` to stream track ``track_id`` here (through the server, or over
+        the data channel when the server has no track frames)."""
         if self.room is None:
             raise RuntimeError("not in a room: join one first")
+        if not self.tracks_over_server:
+            self._channel_send(self.peer(sid), {"t": "request", "track_id": track_id}, queue=True)
+            return
         self._send({"type": "track_request", "room": self.room, "to": sid, "track_id": track_id})
 
     def remove_peer_track(self, sid: str, track_id: str) -> str | None:
@@ -242,15 +264,18 @@ class RoomMember:
         """Send a JSON-serialisable message to one peer or, with no ``to``, every peer.
 
         It goes over the data channel; to a peer whose channel is not open yet it is
-        relayed by the server instead (``signal`` of kind ``message``).
+        relayed by the server instead (``signal`` of kind ``message``), or, on a signaller
+        without track frames (which relays no messages either), sent once it opens.
         """
         targets = [self.peers[to]] if to is not None and to in self.peers else []
         if to is None:
             targets = list(self.peers.values())
         elif not targets:
             raise KeyError(f"no peer {to!r} (peers: {', '.join(self.peers) or 'none'})")
+        relay = self.tracks_over_server  # a signaller without track frames relays no messages
         for peer in targets:
-            if not self._channel_send(peer, {"t": "message", "data": message}):
+            sent = self._channel_send(peer, {"t": "message", "data": message}, queue=not relay)
+            if not sent and relay:
                 self._signal(peer.sid, "message", message)
 
     @property
@@ -284,7 +309,8 @@ class RoomMember:
         first = self.room != frame["room"]
         self.sid, self.room = frame["sid"], frame["room"]
         self.permanent_id = frame.get("permanent_id", self.permanent_id)
-        for local in self.local.values() if first or self.redefine_on_join else ():
+        redefine = self.tracks_over_server and (first or self.redefine_on_join)
+        for local in self.local.values() if redefine else ():
             # tracks added before joining; after a rejoin, the server forgot them with our
             # old connection (§8) unless the signalling client defines them again itself
             self._send({"type": "track_define", "room": self.room, "track": local.definition()})
@@ -363,9 +389,10 @@ class RoomMember:
 
     def _on_track_removed(self, frame: Frame) -> None:
         peer = self.peers.get(frame["sid"])
-        if peer is None:
-            return
-        track_id = frame["track_id"]
+        if peer is not None:
+            self._undefine(peer, frame["track_id"])
+
+    def _undefine(self, peer: RemotePeer, track_id: str) -> None:
         if track_id in peer.tracks:
             self._forget_peer_track(peer, track_id)
         definition = peer.definitions.pop(track_id, None)
@@ -380,8 +407,12 @@ class RoomMember:
 
     def _on_track_requested(self, frame: Frame) -> None:
         peer = self.peers.get(frame["from"])
-        local = self.local.get(frame["track_id"])
-        if peer is None or local is None or local.id in peer.wanted:
+        if peer is not None:
+            self._requested(peer, frame["track_id"])
+
+    def _requested(self, peer: RemotePeer, track_id: Any) -> None:
+        local = self.local.get(track_id) if isinstance(track_id, str) else None
+        if local is None or local.id in peer.wanted:
             return
         self._start_sending(peer, local)
 
@@ -407,7 +438,7 @@ class RoomMember:
         )
         self.peers[sid] = peer
         pc.on("connectionstatechange", lambda: self._check_connection(peer))
-        channel.on("open", lambda: self._check_connection(peer))
+        channel.on("open", lambda: self._channel_opened(peer))
         self._negotiate(peer)
         return peer
 
@@ -491,6 +522,19 @@ class RoomMember:
             return  # re-defined after the peer's signalling reconnect: nothing new
         peer.definitions[definition["id"]] = definition
         self.events.emit("peer_track_defined", peer.sid, dict(definition))
+
+    def _define_from_channel(self, peer: RemotePeer, definition: dict[str, Any]) -> None:
+        """A peer's definition over the data channel: checked, as the server checks its own."""
+        if not isinstance(definition.get("id"), str) or definition.get("kind") not in (
+            "audio",
+            "video",
+        ):
+            log.warning("%s: a bad track definition from %s: %r", self.name, peer.sid, definition)
+            self.events.emit("webrtc_error", f"define from {peer.sid}: bad track {definition!r}")
+            return
+        if not isinstance(definition.get("description", {}), dict):
+            definition = {**definition, "description": {"label": definition["description"]}}
+        self._define(peer, definition)
 
     def _forget_peer_track(self, peer: RemotePeer, track_id: str) -> None:
         track = peer.tracks.pop(track_id, None)
@@ -634,11 +678,28 @@ class RoomMember:
 
     # --- data channel -------------------------------------------------------------------------
 
-    def _channel_send(self, peer: RemotePeer, envelope: dict[str, Any]) -> bool:
+    def _channel_send(
+        self, peer: RemotePeer, envelope: dict[str, Any], *, queue: bool = False
+    ) -> bool:
+        """Send one envelope to ``peer``; if its channel is not open, queue it (``queue``)
+        for :meth:`_channel_opened`, or drop it. Whether it was sent now."""
         if peer.out_channel.readyState != "open":
+            if queue:
+                peer.outbox.append(envelope)
             return False
         peer.out_channel.send(json.dumps(envelope))
         return True
+
+    def _channel_opened(self, peer: RemotePeer) -> None:
+        """Without server track frames the channel is how a peer learns this member's
+        tracks: announce every definition, then what waited for the channel."""
+        if not self.tracks_over_server and not peer.closed:
+            for local in self.local.values():
+                self._channel_send(peer, {"t": "define", "track": local.definition()})
+            outbox, peer.outbox = peer.outbox, []
+            for envelope in outbox:
+                self._channel_send(peer, envelope)
+        self._check_connection(peer)
 
     def _on_channel_message(self, peer: RemotePeer, raw: str | bytes) -> None:
         try:
@@ -651,6 +712,12 @@ class RoomMember:
             self.events.emit("message", peer.sid, envelope.get("data"))
         elif kind == "stop":
             self._stop_sending(peer, envelope.get("track_id", ""))
+        elif kind == "define" and isinstance(envelope.get("track"), dict):
+            self._define_from_channel(peer, envelope["track"])
+        elif kind == "undefine" and isinstance(envelope.get("track_id"), str):
+            self._undefine(peer, envelope["track_id"])
+        elif kind == "request":
+            self._requested(peer, envelope.get("track_id"))
         else:
             self.events.emit("message", peer.sid, envelope)
 

@@ -16,9 +16,12 @@ from typing import Any
 import pytest
 
 from squall.client import RemoteError, StreamingClient
-from squall.client.driver import CommandError, Driver
+from squall.client.driver import Driver
+from squall.client.webrtc import WebRTCClient
 from squall.client.wires.rtccafe import RTCCafeClientWire
 from squall.clock import LoopClock
+from squall.media import IndexedVideoTrack, ToneAudioTrack, TrackProbe
+from squall.media.member import RoomMember
 from squall.protocol import messages as m
 from squall.protocol.errors import ProtocolError
 from squall.simulator import Simulator
@@ -311,11 +314,18 @@ async def test_the_driver_gives_the_wire_its_timescale() -> None:
     assert wire.timescale == 0.05 and wire.signal_fields == {"csrf": "x"}
 
 
-async def test_the_webrtc_extension_is_refused_on_rtccafe_with_the_reason() -> None:
+async def test_the_webrtc_extension_works_on_rtccafe_over_the_data_channel() -> None:
+    """The wire says its server has no track frames; the member then uses the channel."""
+    assert RTCCafeClientWire.track_frames is False
     driver = Driver(lambda _obj: None, dialect="rtccafe")
-    with pytest.raises(CommandError, match="data channels"):
-        await driver.cmd_webrtc_enable({})
-    assert driver.webrtc is None
+    driver.config = {"url": "http://127.0.0.1:9/"}
+    driver._build()
+    reply = await driver.cmd_webrtc_enable({})
+    try:
+        assert reply["enabled"] is True and "webrtc.request_peer_track" in reply["commands"]
+        assert driver.webrtc.rtc.member.tracks_over_server is False
+    finally:
+        await driver.webrtc.close()
 
 
 # --- against squall's rtccafe dialect, on loopback ---------------------------------------------
@@ -376,3 +386,84 @@ async def test_a_join_the_validator_refuses_rejects_join_room(
         assert client.is_connected()
     finally:
         await asyncio.wait_for(client.disconnect(), DEADLINE)
+
+
+async def test_tracks_go_over_the_data_channel_and_survive_a_reconnect(
+    sim: Simulator, clock: LoopClock
+) -> None:
+    """Defined before the peer joins (announced when the channel opens), requested, still
+    known after the receiver's reconnect with a new sid, defined and removed live."""
+
+    def make(token: str) -> WebRTCClient:
+        wire = RTCCafeClientWire(signal_fields={"csrf": "ok"}, timescale=clock.timescale)
+        client = StreamingClient(
+            sim.url, token=token, clock=clock, dialect=wire, immediate_first_retry=True
+        )
+        return WebRTCClient.over(client, name=token)
+
+    alice, bob = make("alice"), make("bob")
+    errors: list[Any] = []
+    for rtc in (alice, bob):
+        assert rtc.client is not None
+        rtc.client.on("error", errors.append)
+    try:
+        assert alice.client is not None and bob.client is not None
+        await asyncio.wait_for(alice.join_room("lobby"), DEADLINE)
+        cam = alice.add_track(IndexedVideoTrack(), {"label": "front"})
+        await asyncio.wait_for(bob.join_room("lobby"), DEADLINE)
+        ev = await bob.events.wait_for("peer_track_defined", timeout=DEADLINE)
+        assert ev.args == (
+            alice.sid,
+            {"id": cam, "kind": "video", "description": {"label": "front"}},
+        )
+        first = bob.sid
+        await asyncio.wait_for(bob.reconnect(), DEADLINE)
+        rekey = await alice.events.wait_for("reassign_peer_sid", timeout=DEADLINE)
+        assert rekey.args == (first, bob.sid) and bob.sid != first
+        assert bob.get_peer_track_definitions() == {
+            alice.sid: {cam: {"id": cam, "kind": "video", "description": {"label": "front"}}}
+        }
+        bob.request_peer_track(str(alice.sid), cam)
+        ev = await bob.events.wait_for("peer_track_identified", timeout=DEADLINE)
+        probe = TrackProbe(ev.args[2])
+        report = await probe.frames_at_least(10, timeout=DEADLINE)
+        await probe.stop()
+        assert report.missing == 0, report
+        mark = bob.events.mark()
+        mic = alice.add_track(ToneAudioTrack())
+        await bob.events.wait_for("peer_track_defined", lambda _s, d: d["id"] == mic, since=mark)
+        alice.remove_track(cam)
+        gone = await bob.events.wait_for("peer_track_definition_removed", since=mark)
+        assert gone.args == (alice.sid, cam, "video", {"label": "front"})
+        bob.send_message({"hi": "alice"})  # no server relay on RTCCafe: the channel only
+        heard = await alice.events.wait_for("message", timeout=DEADLINE)
+        assert heard.args == (bob.sid, {"hi": "alice"})
+        assert [e for e in errors if e.get("code") == "unsupported"] == []
+    finally:
+        await asyncio.wait_for(asyncio.gather(alice.close(), bob.close()), DEADLINE)
+
+
+async def test_a_bad_definition_over_the_channel_is_an_error_not_a_track() -> None:
+    member = RoomMember(lambda _frame: None, tracks_over_server=False)
+    try:
+        member.handle(
+            {"type": "joined", "room": "lobby", "sid": "me", "permanent_id": "me", "peers": []}
+        )
+        member.handle(
+            {"type": "peer_joined", "room": "lobby", "peer": {"sid": "b1", "permanent_id": "bob"}}
+        )
+        peer = member.peer("b1")
+        member._on_channel_message(peer, json.dumps({"t": "define", "track": {"id": "x"}}))
+        member._on_channel_message(
+            peer, json.dumps({"t": "define", "track": {"id": "v", "kind": "video"}})
+        )
+        assert [e.args[0] for e in member.events.history if e.name == "webrtc_error"] == [
+            "define from b1: bad track {'id': 'x'}"
+        ]
+        assert member.get_peer_track_definitions() == {
+            "b1": {"v": {"id": "v", "kind": "video", "description": {}}}
+        }
+        member._on_channel_message(peer, json.dumps({"t": "undefine", "track_id": "v"}))
+        assert member.get_peer_track_definitions() == {"b1": {}}
+    finally:
+        await member.close()

@@ -9,6 +9,10 @@
         alice.request_peer_track(bob_sid, "video-1")
         await alice.events.wait_for("peer_track_identified")
 
+On a signaller without track frames (RTCCafe's: ``dialect="rtccafe"``) definitions,
+removals and requests travel peer to peer over the data channel, as RTCCafe's own
+client sends them; the API is the same.
+
 The media logic lives in :class:`squall.media.member.RoomMember` (shared with the
 simulator's fake peer); this class adds the signalling connection, the room
 lifecycle and RTCCafe's names. Signalling goes through the reference client,
@@ -57,14 +61,15 @@ class WebRTCClient:
             if permanent_id is not None:
                 settings["permanent_id"] = permanent_id
             self.client = StreamingClient(list(urls), token=token, **settings)
-            send = StreamingSignalling(self.client, self._on_frame).send
+            bridge = StreamingSignalling(self.client, self._on_frame)
+            send, track_frames = bridge.send, bridge.track_frames
         elif signalling == "wire":
             self.wire = WireSignalling(urls, token, self._on_frame, **client_settings)
             self.wire.permanent_id = permanent_id
-            send = self.wire.send
+            send, track_frames = self.wire.send, True
         else:
             raise ValueError(f"signalling must be 'streaming' or 'wire', got {signalling!r}")
-        self._media(send, token, permanent_id, ice_servers)
+        self._media(send, token, permanent_id, ice_servers, track_frames)
 
     @classmethod
     def over(
@@ -85,9 +90,8 @@ class WebRTCClient:
         self.frames = []
         self.client = client
         self.wire = None
-        self._media(
-            StreamingSignalling(client, self._on_frame).send, name, permanent_id, ice_servers
-        )
+        bridge = StreamingSignalling(client, self._on_frame)
+        self._media(bridge.send, name, permanent_id, ice_servers, bridge.track_frames)
         return self
 
     def _media(
@@ -96,7 +100,10 @@ class WebRTCClient:
         token: str,
         permanent_id: str | None,
         ice_servers: Sequence[str | RTCIceServer],
+        track_frames: bool,
     ) -> None:
+        """``track_frames``: whether the signalling server has track frames; without them
+        (RTCCafe's signaller) tracks are defined and requested over the data channel."""
         self.member = RoomMember(
             send,
             configuration=rtc_configuration(ice_servers),
@@ -105,6 +112,7 @@ class WebRTCClient:
             name=token,
             # the reference client defines the room's tracks again on every joined (§8)
             redefine_on_join=self.client is None,
+            tracks_over_server=track_frames,
         )
 
     def _on_frame(self, frame: Frame) -> None:

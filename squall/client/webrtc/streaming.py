@@ -5,6 +5,13 @@ The client's core owns the room: it joins, rejoins after a reconnect with
 adapter only translates: every server frame reaches the room member through the
 client's ``packet`` event, and the member's outgoing frames become the client's
 ``send_signal`` / ``define_track`` / ``remove_track`` / ``request_track`` calls.
+
+A wire that says ``track_frames = False`` (RTCCafe's, squall/client/wires/rtccafe.py)
+speaks another protocol, whose packets are not reference frames and whose server has no
+track frames: the member is then fed the reference frames rebuilt from the client's
+room events (``joined``, ``peer_joined``, ``peer_left``, ``reassign_peer_sid``,
+``signal``, ``left``, ``error``), and it carries its tracks over the data channel
+(:attr:`track_frames` is what it is told).
 """
 
 from __future__ import annotations
@@ -20,6 +27,8 @@ from squall.client.streaming import StreamingClient
 log = logging.getLogger(__name__)
 
 Frame = dict[str, Any]
+ROOM_EVENTS = ("joined", "peer_joined", "peer_left", "reassign_peer_sid", "signal", "left", "error")
+"""The client's events that carry what a room member reads, on a wire without track frames."""
 
 
 class StreamingSignalling:
@@ -28,7 +37,21 @@ class StreamingSignalling:
     def __init__(self, client: StreamingClient, on_frame: Callable[[Frame], None]) -> None:
         self.client = client
         self.on_frame = on_frame
-        client.on("packet", self._on_packet)
+        #: whether the wire's server has track frames; False: the member uses the data channel
+        self.track_frames: bool = getattr(client.core.wire, "track_frames", True)
+        if self.track_frames:
+            client.on("packet", self._on_packet)
+        else:
+            for event in ROOM_EVENTS:
+                client.on(event, self._from_event(event))
+
+    def _from_event(self, event: str) -> Callable[[dict[str, Any]], None]:
+        def forward(data: dict[str, Any]) -> None:
+            frame = _frame(event, data)
+            if frame is not None:
+                self.on_frame(frame)
+
+        return forward
 
     def _on_packet(self, data: dict[str, Any]) -> None:
         text = data.get("text")
@@ -53,3 +76,17 @@ class StreamingSignalling:
                 raise ValueError(f"the WebRTC extension does not send {kind!r} frames")
         except NotConnected as exc:
             log.info("signalling: %s dropped: %s", kind, exc)
+
+
+def _frame(event: str, data: dict[str, Any]) -> Frame | None:
+    """The reference frame (docs/protocol.md §8) one of the client's room events stands for."""
+    if event == "peer_joined":
+        peer = {k: data[k] for k in ("sid", "permanent_id", "tracks") if k in data}
+        return {"type": "peer_joined", "room": data["room"], "peer": peer}
+    if event == "reassign_peer_sid":
+        return {"type": "peer_sid_reassigned", **data}
+    if event == "error":
+        if data.get("kind") != "server":
+            return None  # the client's own trouble (a bad frame, a missed pong): not the room's
+        return {"type": "error", **{k: v for k, v in data.items() if k != "kind"}}
+    return {"type": event, **data}

@@ -39,6 +39,8 @@ client's rtccafe mode"):
 - **not on this wire**: the signaller has no leave, no messages, no track definitions, no
   pub/sub, no RPC, no drains (RTCCafe's messages and track definitions go peer to peer
   over WebRTC data channels). Each is answered locally with an ``error`` (``unsupported``).
+  ``track_frames = False`` says so to the WebRTC extension, which then carries tracks
+  and messages over its data channel (docs/webrtc.md).
 """
 
 from __future__ import annotations
@@ -99,6 +101,9 @@ class RTCCafeClientWire:
     """
 
     name = "rtccafe"
+    #: the signaller has no track frames: the WebRTC extension (squall/client/webrtc/)
+    #: sends definitions, removals and requests over the data channel instead
+    track_frames = False
 
     def __init__(
         self,
