@@ -29,10 +29,17 @@ def test_a_broken_client_fails_exactly_the_scenarios_of_its_rule(flag: str, tag:
     assert not problems
     # Herd scenarios drive crowds of their own reference cores, not the client under test, and
     # a crowd on the shared loop would starve the timing of the scenarios running beside it.
-    loaded = [item for item in loaded if "herd" not in item.scenario.tags]
+    # The broken client speaks the reference protocol: another dialect's scenarios are not its.
+    loaded = [
+        item
+        for item in loaded
+        if "herd" not in item.scenario.tags and "reference" in item.scenario.dialects
+    ]
     expected = {item.scenario.id for item in loaded if tag in item.scenario.tags}
     assert expected, f"no scenario is tagged {tag}"
-    results = asyncio.run(run_many(loaded, [f"reference {flag}"], jobs=3))
+    # Two at a time: the client's own timers run compressed (a 10 s open timeout is 100 ms),
+    # and three drivers starting at once on two loaded cores have missed it.
+    results = asyncio.run(run_many(loaded, [f"reference {flag}"], jobs=2))
     failed = {r.scenario for r in results if r.verdict is Verdict.FAILED}
     assert failed == expected
     for r in results:
